@@ -1,0 +1,244 @@
+//! Configuration: defaults, then an optional TOML file, then `WARDEN_*` environment
+//! variables, then [`Config::validate`]. A bad setting stops start-up with one line that
+//! names it.
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// How strict the process is about secrets and transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Embedded default: generated secrets may live in the database.
+    Dev,
+    /// Secrets must come from the environment.
+    Prod,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub mode: Mode,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub http_addr: String,
+    pub grpc_addr: String,
+    pub issuer: String,
+    pub audience: String,
+    pub access_token_ttl: i64,
+    pub refresh_token_ttl: i64,
+    pub session_max_age: i64,
+    pub lockout_threshold: i64,
+    pub lockout_seconds: i64,
+    pub lockout_max_seconds: i64,
+    pub bootstrap_admin_username: Option<String>,
+    pub bootstrap_admin_password: Option<String>,
+    pub password_min_length: i64,
+    pub password_min_strength: i64,
+    pub client_rate_limit: i64,
+    pub trusted_proxies: Option<String>,
+    /// Comma-separated gRPC endpoints of peer services in split mode.
+    pub auth_endpoints: Option<String>,
+    pub token_endpoints: Option<String>,
+    pub key_endpoints: Option<String>,
+    pub rbac_endpoints: Option<String>,
+    /// Server-side secret mixed into API-key hashes (HMAC-SHA-256); required in prod.
+    pub api_key_pepper: Option<String>,
+    /// Concurrent password hashes; 0 means one per CPU core.
+    pub hash_concurrency: i64,
+    pub log_format: LogFormat,
+    /// Run database migrations at start (takes a lock on PostgreSQL).
+    pub auto_migrate: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: Mode::Dev,
+            database_url: "sqlite://warden.db?mode=rwc".into(),
+            redis_url: None,
+            http_addr: "127.0.0.1:8080".into(),
+            grpc_addr: "127.0.0.1:50051".into(),
+            issuer: "http://127.0.0.1:8080".into(),
+            audience: "warden".into(),
+            access_token_ttl: 900,
+            refresh_token_ttl: 1_209_600,
+            session_max_age: 2_592_000,
+            lockout_threshold: 5,
+            lockout_seconds: 60,
+            lockout_max_seconds: 900,
+            bootstrap_admin_username: None,
+            bootstrap_admin_password: None,
+            password_min_length: 12,
+            password_min_strength: 3,
+            client_rate_limit: 60,
+            trusted_proxies: None,
+            auth_endpoints: None,
+            token_endpoints: None,
+            key_endpoints: None,
+            rbac_endpoints: None,
+            api_key_pepper: None,
+            hash_concurrency: 0,
+            log_format: LogFormat::Text,
+            auto_migrate: true,
+        }
+    }
+}
+
+/// A configuration error: always names the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {setting}: {reason}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub reason: String,
+}
+
+fn bad(setting: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError { setting: setting.to_owned(), reason: reason.into() }
+}
+
+impl Config {
+    /// Loads defaults, `warden.toml` (or the file named by `WARDEN_CONFIG`), then env.
+    pub fn load() -> Result<Config, ConfigError> {
+        let file = std::env::var("WARDEN_CONFIG").unwrap_or_else(|_| "warden.toml".into());
+        if std::env::var_os("WARDEN_CONFIG").is_some() && !Path::new(&file).exists() {
+            return Err(bad("WARDEN_CONFIG", format!("file {file} does not exist")));
+        }
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(&file))
+            .merge(Env::prefixed("WARDEN_").ignore(&["config"]))
+            .extract()
+            .map_err(|e| {
+                let setting = e
+                    .path
+                    .last()
+                    .map(|k| format!("WARDEN_{}", k.to_uppercase()))
+                    .unwrap_or_else(|| file.clone());
+                bad(&setting, e.kind.to_string())
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("WARDEN_ACCESS_TOKEN_TTL", self.access_token_ttl),
+            ("WARDEN_REFRESH_TOKEN_TTL", self.refresh_token_ttl),
+            ("WARDEN_SESSION_MAX_AGE", self.session_max_age),
+            ("WARDEN_LOCKOUT_THRESHOLD", self.lockout_threshold),
+            ("WARDEN_LOCKOUT_SECONDS", self.lockout_seconds),
+            ("WARDEN_LOCKOUT_MAX_SECONDS", self.lockout_max_seconds),
+            ("WARDEN_PASSWORD_MIN_LENGTH", self.password_min_length),
+        ];
+        for (name, value) in positive {
+            if value <= 0 {
+                return Err(bad(name, format!("must be greater than 0 (got {value})")));
+            }
+        }
+        if self.lockout_max_seconds < self.lockout_seconds {
+            return Err(bad("WARDEN_LOCKOUT_MAX_SECONDS", "must be at least WARDEN_LOCKOUT_SECONDS"));
+        }
+        if !(0..=4).contains(&self.password_min_strength) {
+            return Err(bad("WARDEN_PASSWORD_MIN_STRENGTH", "must be between 0 and 4"));
+        }
+        if self.password_min_length > 1024 {
+            return Err(bad("WARDEN_PASSWORD_MIN_LENGTH", "must be at most 1024"));
+        }
+        if self.client_rate_limit < 0 || self.hash_concurrency < 0 {
+            let name = if self.client_rate_limit < 0 { "WARDEN_CLIENT_RATE_LIMIT" } else { "WARDEN_HASH_CONCURRENCY" };
+            return Err(bad(name, "must not be negative"));
+        }
+        self.http_socket_addr()?;
+        self.grpc_socket_addr()?;
+        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")) {
+            return Err(bad("WARDEN_DATABASE_URL", "must start with sqlite:, postgres:// or postgresql://"));
+        }
+        if let Some(url) = &self.redis_url {
+            fred::types::config::Config::from_url(url).map_err(|e| bad("WARDEN_REDIS_URL", e.details().to_string()))?;
+        }
+        for (name, value) in [
+            ("WARDEN_AUTH_ENDPOINTS", &self.auth_endpoints),
+            ("WARDEN_TOKEN_ENDPOINTS", &self.token_endpoints),
+            ("WARDEN_KEY_ENDPOINTS", &self.key_endpoints),
+            ("WARDEN_RBAC_ENDPOINTS", &self.rbac_endpoints),
+        ] {
+            for endpoint in split_list(value.as_deref()) {
+                endpoint
+                    .parse::<tonic::transport::Uri>()
+                    .ok()
+                    .filter(|u| u.scheme().is_some() && u.host().is_some())
+                    .ok_or_else(|| bad(name, format!("{endpoint} is not a URL like http://host:port")))?;
+            }
+        }
+        if self.issuer.is_empty() {
+            return Err(bad("WARDEN_ISSUER", "must not be empty"));
+        }
+        if self.audience.is_empty() {
+            return Err(bad("WARDEN_AUDIENCE", "must not be empty"));
+        }
+        if self.mode == Mode::Prod && self.api_key_pepper.as_deref().is_none_or(|p| p.len() < 32) {
+            return Err(bad("WARDEN_API_KEY_PEPPER", "prod mode needs a secret of at least 32 characters"));
+        }
+        if self.bootstrap_admin_username.is_some() != self.bootstrap_admin_password.is_some() {
+            return Err(bad("WARDEN_BOOTSTRAP_ADMIN_PASSWORD", "set both the bootstrap username and password, or neither"));
+        }
+        Ok(())
+    }
+
+    pub fn http_socket_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.http_addr.parse().map_err(|_| bad("WARDEN_HTTP_ADDR", format!("{} is not host:port", self.http_addr)))
+    }
+
+    pub fn grpc_socket_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.grpc_addr.parse().map_err(|_| bad("WARDEN_GRPC_ADDR", format!("{} is not host:port", self.grpc_addr)))
+    }
+
+    pub fn hash_workers(&self) -> usize {
+        match self.hash_concurrency {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            n => n as usize,
+        }
+    }
+}
+
+/// Splits a comma-separated setting, dropping blanks.
+pub fn split_list(value: Option<&str>) -> Vec<String> {
+    value
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let c = Config { access_token_ttl: 0, ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("WARDEN_ACCESS_TOKEN_TTL"));
+        let c = Config { database_url: "mysql://x".into(), ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("WARDEN_DATABASE_URL"));
+        let c = Config { grpc_addr: "nope".into(), ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("WARDEN_GRPC_ADDR"));
+        let c = Config { mode: Mode::Prod, ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("WARDEN_API_KEY_PEPPER"));
+    }
+}

@@ -1,0 +1,15 @@
+//! Common pieces of every Warden service: the error-code table, configuration, telemetry,
+//! database and Redis connections, the clock, secret handling and gRPC plumbing.
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod redis;
+pub mod secret;
+pub mod telemetry;
+pub mod testing;
+pub mod timestamp;
+
+pub use config::Config;
+pub use error::{Error, ErrorCode, Result};
