@@ -1,1 +1,13 @@
+//! warden-auth: passwords, login sessions, lockout, caller verification and users.
+mod api;
+mod entity;
+pub mod grpc;
+mod migrations;
+pub mod password;
+mod service;
+pub mod store;
+mod users;
 
+pub use api::*;
+pub use migrations::migrations;
+pub use service::{AuthService, AuthSettings, Peers};

@@ -1,1 +1,16 @@
+//! warden-gateway: the public REST API under `/api/v1`, translated into calls on the
+//! auth, token, key and RBAC services (in-process or over gRPC).
+mod access;
+mod extract;
+mod handlers;
+mod metrics;
+mod openapi;
+mod problem;
+pub mod routes;
+mod state;
 
+pub use access::Access;
+pub use metrics::recorder as metrics_recorder;
+pub use openapi::DOCUMENT as OPENAPI_DOCUMENT;
+pub use routes::{router, table};
+pub use state::{AppState, Services};

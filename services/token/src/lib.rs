@@ -1,1 +1,14 @@
+//! warden-token: signs and verifies Warden's JWTs (EdDSA) and owns the signing keys.
+mod api;
+mod entity;
+pub mod grpc;
+mod jwt;
+mod keyring;
+mod migrations;
+mod service;
+mod signing_key;
 
+pub use api::{IssuedToken, Jwk, SharedTokens, TokenApi, TokenKind, VerifiedToken};
+pub use jwt::{LEEWAY_SECONDS, MAX_TOKEN_BYTES};
+pub use migrations::migrations;
+pub use service::{TokenService, TokenSettings};

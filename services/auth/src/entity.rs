@@ -1,0 +1,69 @@
+//! The auth service's tables: users (always), and sessions and login failure counters
+//! (only when the SQL database stands in for Redis). Times in the session tables are
+//! unix seconds so that expiry comparisons are plain integer comparisons on every backend.
+
+pub(crate) mod user {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "users")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub(crate) id: Uuid,
+        pub(crate) username: String,
+        /// Lowercased username; unique, so "Alice" and "alice" are one account.
+        #[sea_orm(unique)]
+        pub(crate) username_key: String,
+        pub(crate) password_hash: String,
+        pub(crate) disabled: bool,
+        pub(crate) created_at: TimeDateTimeWithTimeZone,
+        pub(crate) updated_at: TimeDateTimeWithTimeZone,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod session {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sessions")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub(crate) id: Uuid,
+        pub(crate) user_id: Uuid,
+        pub(crate) refresh_hash: String,
+        pub(crate) created_at: i64,
+        pub(crate) expires_at: i64,
+        pub(crate) refresh_expires_at: i64,
+        pub(crate) last_refreshed_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod login_failure {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "login_failures")]
+    pub(crate) struct Model {
+        /// SHA-256 of the lowercased username.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub(crate) key: String,
+        pub(crate) failures: i64,
+        pub(crate) locked_until: i64,
+        pub(crate) expires_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,0 +1,372 @@
+//! AuthService: login, refresh, logout and caller verification (design flows 1, 3, 4).
+use crate::api::*;
+use crate::entity::user;
+use crate::password::{self, PasswordHasher};
+use crate::store::{LockoutPolicy, Rotation, SessionRecord, SessionStore};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use std::sync::Arc;
+use time::OffsetDateTime;
+use uuid::Uuid;
+use warden_common::clock::SharedClock;
+use warden_common::secret::{Secret, sha256_hex};
+use warden_common::{Config, Error, ErrorCode, Result};
+use warden_key::{CreatedApiKey, NewApiKey, SharedKeys};
+use warden_rbac::SharedRbac;
+use warden_token::{SharedTokens, TokenKind};
+
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    pub refresh_ttl: i64,
+    pub session_max_age: i64,
+    pub lockout: LockoutPolicy,
+    pub password_min_length: usize,
+}
+
+impl From<&Config> for AuthSettings {
+    fn from(c: &Config) -> Self {
+        AuthSettings {
+            refresh_ttl: c.refresh_token_ttl,
+            session_max_age: c.session_max_age,
+            lockout: LockoutPolicy {
+                threshold: c.lockout_threshold,
+                base_seconds: c.lockout_seconds,
+                max_seconds: c.lockout_max_seconds,
+            },
+            password_min_length: c.password_min_length as usize,
+        }
+    }
+}
+
+/// The peers the auth service calls: local services or gRPC clients.
+#[derive(Clone)]
+pub struct Peers {
+    pub tokens: SharedTokens,
+    pub keys: SharedKeys,
+    pub rbac: SharedRbac,
+}
+
+pub struct AuthService {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) peers: Peers,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) clock: SharedClock,
+    pub(crate) settings: AuthSettings,
+}
+
+pub(crate) fn invalid_credentials() -> Error {
+    Error::new(ErrorCode::InvalidCredentials, "the username or password is incorrect")
+}
+
+fn session_ended() -> Error {
+    Error::new(ErrorCode::TokenRevoked, "the session has ended")
+}
+
+/// Lockout and lookups are case-insensitive on the username.
+pub(crate) fn username_key(username: &str) -> String {
+    username.trim().to_lowercase()
+}
+
+fn at(unix: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl AuthService {
+    pub fn new(
+        db: DatabaseConnection,
+        store: Arc<dyn SessionStore>,
+        peers: Peers,
+        hasher: PasswordHasher,
+        clock: SharedClock,
+        settings: AuthSettings,
+    ) -> Self {
+        AuthService { db, store, peers, hasher, clock, settings }
+    }
+
+    pub(crate) async fn find_user(&self, id: Uuid) -> Result<Option<user::Model>> {
+        Ok(user::Entity::find_by_id(id).one(&self.db).await?)
+    }
+
+    pub(crate) async fn find_user_by_name(&self, username: &str) -> Result<Option<user::Model>> {
+        Ok(user::Entity::find().filter(user::Column::UsernameKey.eq(username_key(username))).one(&self.db).await?)
+    }
+
+    /// Creates a session and its first token pair.
+    async fn start_session(&self, user_id: Uuid) -> Result<TokenPair> {
+        let now = self.clock.unix();
+        let session_id = Uuid::new_v4();
+        let expires_at = now + self.settings.session_max_age;
+        let refresh_expires_at = (now + self.settings.refresh_ttl).min(expires_at);
+        let refresh = self.peers.tokens.generate_refresh_token(user_id, session_id, Some(refresh_expires_at - now)).await?;
+        let access = self.peers.tokens.generate_access_token(user_id, session_id).await?;
+        let record = SessionRecord {
+            id: session_id,
+            user_id,
+            refresh_hash: sha256_hex(&refresh.token),
+            created_at: now,
+            expires_at,
+            refresh_expires_at,
+            last_refreshed_at: now,
+        };
+        self.store.create_session(&record).await?;
+        Ok(TokenPair {
+            access_token: access.token,
+            refresh_token: refresh.token,
+            expires_in: access.expires_in,
+            refresh_expires_in: refresh_expires_at - now,
+        })
+    }
+
+    /// Ends sessions and says so in the audit log.
+    pub(crate) async fn end_user_sessions(&self, user_id: Uuid, keep: Option<Uuid>, why: &str) -> Result<()> {
+        let ended = self.store.delete_user_sessions(user_id, keep).await?;
+        tracing::info!(target: "audit", event = "sessions_ended", user_id = %user_id, count = ended.len(), reason = why);
+        Ok(())
+    }
+
+    async fn verify_access(&self, access_token: &Secret) -> Result<(user::Model, Uuid)> {
+        let token = self.peers.tokens.verify_token(access_token.expose(), TokenKind::Access).await?;
+        let session = self.store.get_session(token.session_id, self.clock.unix()).await?.ok_or_else(session_ended)?;
+        if session.user_id != token.subject {
+            return Err(session_ended());
+        }
+        let user = self.find_user(token.subject).await?.filter(|u| !u.disabled).ok_or_else(session_ended)?;
+        Ok((user, token.session_id))
+    }
+
+    fn validate_login_input(username: &str, password: &Secret) -> Result<()> {
+        if username.trim().is_empty() || username.len() > 256 {
+            return Err(Error::validation("username must be 1 to 256 characters"));
+        }
+        if password.expose().is_empty() {
+            return Err(Error::validation("password must not be empty"));
+        }
+        password::check_length(password)
+    }
+}
+
+#[async_trait::async_trait]
+impl AuthApi for AuthService {
+    async fn login(&self, username: &str, password: &Secret) -> Result<TokenPair> {
+        Self::validate_login_input(username, password)?;
+        let key = username_key(username);
+        let now = self.clock.unix();
+        let state = self.store.failure_state(&key, now).await?;
+        if state.locked_until > now {
+            tracing::info!(target: "audit", event = "login_refused_locked", username_hash = %&sha256_hex(&key)[..16]);
+            return Err(Error::new(ErrorCode::AccountLocked, "too many failed attempts; try again later")
+                .with_retry_after((state.locked_until - now) as u64));
+        }
+        let user = self.find_user_by_name(username).await?;
+        let verified = self.hasher.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+        let user = match user {
+            Some(user) if verified.matches => user,
+            _ => {
+                let state = self.store.record_failure(&key, self.clock.unix(), &self.settings.lockout).await?;
+                tracing::info!(target: "audit", event = "login_failed", username_hash = %&sha256_hex(&key)[..16], failures = state.failures);
+                if state.locked_until > 0 {
+                    tracing::warn!(target: "audit", event = "account_locked", username_hash = %&sha256_hex(&key)[..16], until = state.locked_until);
+                }
+                return Err(invalid_credentials());
+            }
+        };
+        if user.disabled {
+            tracing::info!(target: "audit", event = "login_refused_disabled", user_id = %user.id);
+            return Err(Error::new(ErrorCode::AccountDisabled, "the account is disabled"));
+        }
+        if state.failures > 0 {
+            self.store.clear_failures(&key).await?;
+        }
+        if verified.needs_rehash {
+            let hash = self.hasher.hash(password).await?;
+            let mut active: user::ActiveModel = user.clone().into();
+            active.password_hash = Set(hash);
+            active.updated_at = Set(self.clock.now());
+            active.update(&self.db).await?;
+        }
+        let pair = self.start_session(user.id).await?;
+        tracing::info!(target: "audit", event = "login_succeeded", user_id = %user.id);
+        Ok(pair)
+    }
+
+    async fn refresh(&self, refresh_token: &Secret) -> Result<TokenPair> {
+        let token = match self.peers.tokens.verify_token(refresh_token.expose(), TokenKind::Refresh).await {
+            Ok(t) => t,
+            Err(e) if e.code == ErrorCode::TokenExpired => {
+                return Err(Error::new(ErrorCode::SessionExpired, "the session has expired; log in again"));
+            }
+            Err(e) if e.code == ErrorCode::TokenInvalid => {
+                return Err(Error::new(ErrorCode::RefreshFailed, "the refresh token is not usable"));
+            }
+            Err(e) => return Err(e),
+        };
+        let now = self.clock.unix();
+        let session = self.store.get_session(token.session_id, now).await?;
+        let Some(session) = session else {
+            return Err(session_ended());
+        };
+        let refresh_expires_at = (now + self.settings.refresh_ttl).min(session.expires_at);
+        let next = self
+            .peers
+            .tokens
+            .generate_refresh_token(token.subject, token.session_id, Some(refresh_expires_at - now))
+            .await?;
+        let presented = sha256_hex(refresh_token.expose());
+        let rotation =
+            self.store.rotate(token.session_id, &presented, &sha256_hex(&next.token), refresh_expires_at, now).await?;
+        match rotation {
+            Rotation::Rotated(_) => {
+                let access = self.peers.tokens.generate_access_token(token.subject, token.session_id).await?;
+                tracing::info!(target: "audit", event = "token_refreshed", user_id = %token.subject, session_id = %token.session_id);
+                Ok(TokenPair {
+                    access_token: access.token,
+                    refresh_token: next.token,
+                    expires_in: access.expires_in,
+                    refresh_expires_in: refresh_expires_at - now,
+                })
+            }
+            Rotation::Reused { user_id } => {
+                // A rotated token came back: whoever holds it, the family is no longer safe.
+                self.store.delete_session(token.session_id).await?;
+                tracing::warn!(target: "audit", event = "refresh_token_reuse", user_id = %user_id, session_id = %token.session_id);
+                Err(Error::new(ErrorCode::TokenRevoked, "the refresh token was already used; the session is revoked"))
+            }
+            Rotation::Expired => Err(Error::new(ErrorCode::SessionExpired, "the session has expired; log in again")),
+            Rotation::Missing => Err(session_ended()),
+        }
+    }
+
+    async fn logout(&self, target: LogoutTarget) -> Result<()> {
+        match target {
+            LogoutTarget::Session { refresh_token } => {
+                let token = match self.peers.tokens.verify_token(refresh_token.expose(), TokenKind::Refresh).await {
+                    Ok(t) => t,
+                    Err(e) if e.code == ErrorCode::Unavailable => return Err(e),
+                    Err(_) => return Err(Error::new(ErrorCode::RefreshFailed, "the refresh token is not usable")),
+                };
+                let user = self.store.delete_session(token.session_id).await?;
+                tracing::info!(target: "audit", event = "logout", user_id = %token.subject, ended = user.is_some());
+                Ok(())
+            }
+            LogoutTarget::AllSessions { access_token } => {
+                let (user, _) = self.verify_access(&access_token).await?;
+                self.end_user_sessions(user.id, None, "logout_all").await
+            }
+        }
+    }
+
+    async fn authenticate(&self, credential: &Credential) -> Result<Principal> {
+        match credential {
+            Credential::AccessToken(token) => {
+                let (user, session_id) = self.verify_access(token).await?;
+                Ok(Principal { user_id: user.id, username: user.username, session_id: Some(session_id), api_key: None })
+            }
+            Credential::ApiKey(key) => {
+                let validated = self.peers.keys.validate_api_key(key.expose()).await?;
+                let owner = validated.key.owner_id;
+                let user = self.find_user(owner).await?.ok_or_else(|| {
+                    Error::new(ErrorCode::KeyRevoked, "the api key's owner no longer exists")
+                })?;
+                if user.disabled {
+                    return Err(Error::new(ErrorCode::AccountDisabled, "the api key's owner is disabled"));
+                }
+                Ok(Principal {
+                    user_id: user.id,
+                    username: user.username,
+                    session_id: None,
+                    api_key: Some(KeyPrincipal {
+                        id: validated.key.id,
+                        scopes: validated.key.scopes,
+                        rate_limit_per_minute: validated.key.rate_limit_per_minute,
+                        rate_limit_remaining: validated.rate_limit_remaining,
+                    }),
+                })
+            }
+        }
+    }
+
+    async fn get_verified_user(&self, access_token: &Secret) -> Result<VerifiedUser> {
+        let (user, session_id) = self.verify_access(access_token).await?;
+        let roles = self.peers.rbac.get_user_roles(user.id).await?.roles;
+        Ok(VerifiedUser { user_id: user.id, username: user.username, roles, session_id })
+    }
+
+    async fn authorize(&self, credential: &Credential, permission: &str) -> Result<AuthorizeOutcome> {
+        let principal = self.authenticate(credential).await?;
+        let decisions =
+            self.peers.rbac.check_permissions(principal.user_id, &[permission.to_owned()], principal.scopes()).await?;
+        let decision = decisions
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("rbac answered no decision")))?;
+        if !decision.allowed {
+            tracing::info!(target: "audit", event = "access_denied", user_id = %principal.user_id, permission, reason = %decision.reason);
+        }
+        Ok(AuthorizeOutcome {
+            allowed: decision.allowed,
+            subject: principal.user_id,
+            reason: decision.reason,
+            code: decision.code,
+        })
+    }
+
+    async fn create_api_key(&self, access_token: &Secret, request: NewKeyRequest) -> Result<CreatedApiKey> {
+        let (user, _) = self.verify_access(access_token).await?;
+        let created = self
+            .peers
+            .keys
+            .generate_api_key(NewApiKey {
+                owner_id: user.id,
+                name: request.name,
+                scopes: request.scopes,
+                expires_in: request.expires_in,
+                rate_limit_per_minute: request.rate_limit_per_minute,
+            })
+            .await?;
+        Ok(created)
+    }
+
+    async fn list_sessions(&self, access_token: &Secret) -> Result<Vec<SessionInfo>> {
+        let (user, current) = self.verify_access(access_token).await?;
+        let sessions = self.store.list_sessions(user.id, self.clock.unix()).await?;
+        Ok(sessions
+            .into_iter()
+            .map(|s| SessionInfo {
+                id: s.id,
+                created_at: at(s.created_at),
+                expires_at: at(s.ends_at()),
+                last_refreshed_at: at(s.last_refreshed_at),
+                current: s.id == current,
+            })
+            .collect())
+    }
+
+    async fn revoke_session(&self, access_token: &Secret, session_id: Uuid) -> Result<()> {
+        let (user, _) = self.verify_access(access_token).await?;
+        // Another user's session is indistinguishable from a missing one.
+        let owned = self.store.get_session(session_id, self.clock.unix()).await?.is_some_and(|s| s.user_id == user.id);
+        if !owned {
+            return Err(Error::not_found("no such session"));
+        }
+        self.store.delete_session(session_id).await?;
+        tracing::info!(target: "audit", event = "session_revoked", user_id = %user.id, session_id = %session_id);
+        Ok(())
+    }
+
+    async fn create_user(&self, new: NewUser) -> Result<User> {
+        self.insert_user(new).await
+    }
+
+    async fn get_user(&self, id: Uuid) -> Result<User> {
+        let user = self.find_user(id).await?.ok_or_else(|| Error::not_found("no such user"))?;
+        self.user_view(user).await
+    }
+
+    async fn update_user(&self, id: Uuid, update: UserUpdate) -> Result<User> {
+        self.apply_update(id, update).await
+    }
+
+    async fn ready(&self) -> bool {
+        warden_common::db::ping(&self.db).await && self.store.ping().await
+    }
+}

@@ -1,0 +1,121 @@
+//! The session store: sessions (with the hash of their current refresh token) and login
+//! failure counters. Redis in production, the SQL database in the embedded default; both
+//! give the same behaviour, expiry included, and both are atomic where it matters
+//! (refresh-token rotation, failure counting).
+use uuid::Uuid;
+use warden_common::Result;
+
+mod redis;
+mod sql;
+
+pub use self::redis::RedisStore;
+pub use self::sql::SqlStore;
+
+/// One login session. Times are unix seconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    /// SHA-256 of the current refresh token; the token itself is never stored.
+    pub refresh_hash: String,
+    pub created_at: i64,
+    /// Absolute end (`WARDEN_SESSION_MAX_AGE` after login).
+    pub expires_at: i64,
+    /// Idle end (`WARDEN_REFRESH_TOKEN_TTL` after the last refresh).
+    pub refresh_expires_at: i64,
+    pub last_refreshed_at: i64,
+}
+
+impl SessionRecord {
+    pub fn is_live(&self, now: i64) -> bool {
+        now < self.expires_at && now < self.refresh_expires_at
+    }
+    /// When the store may forget the record.
+    pub fn ends_at(&self) -> i64 {
+        self.expires_at.min(self.refresh_expires_at)
+    }
+}
+
+/// What happened to a presented refresh token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was current; the session now holds the new hash.
+    Rotated(SessionRecord),
+    /// The session exists but the token is not its current one: an old, already rotated
+    /// token was replayed. The caller revokes the session.
+    Reused { user_id: Uuid },
+    /// The session ended (idle or absolute age).
+    Expired,
+    /// No such session: revoked, logged out or never existed.
+    Missing,
+}
+
+/// The state of one login failure counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FailureState {
+    pub failures: i64,
+    /// Unix seconds until which logins are refused; 0 if not locked.
+    pub locked_until: i64,
+}
+
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    async fn create_session(&self, session: &SessionRecord) -> Result<()>;
+    async fn get_session(&self, id: Uuid, now: i64) -> Result<Option<SessionRecord>>;
+    /// Atomically replaces the refresh hash if `presented_hash` is current.
+    async fn rotate(&self, id: Uuid, presented_hash: &str, new_hash: &str, refresh_expires_at: i64, now: i64)
+    -> Result<Rotation>;
+    async fn delete_session(&self, id: Uuid) -> Result<Option<Uuid>>;
+    /// Ends every session of a user except `keep`; returns the ended ids.
+    async fn delete_user_sessions(&self, user_id: Uuid, keep: Option<Uuid>) -> Result<Vec<Uuid>>;
+    async fn list_sessions(&self, user_id: Uuid, now: i64) -> Result<Vec<SessionRecord>>;
+
+    async fn failure_state(&self, key: &str, now: i64) -> Result<FailureState>;
+    /// Atomically counts one failure and applies the lock `policy` decides on.
+    async fn record_failure(&self, key: &str, now: i64, policy: &LockoutPolicy) -> Result<FailureState>;
+    async fn clear_failures(&self, key: &str) -> Result<()>;
+
+    async fn ping(&self) -> bool;
+}
+
+/// Progressive lockout: `threshold` consecutive failures lock for `base` seconds, each
+/// further failure doubles it up to `max`. Counters are forgotten after a quiet period, so
+/// no lock is permanent.
+#[derive(Clone, Copy, Debug)]
+pub struct LockoutPolicy {
+    pub threshold: i64,
+    pub base_seconds: i64,
+    pub max_seconds: i64,
+}
+
+impl LockoutPolicy {
+    /// Lock duration after `failures` consecutive failures (0 = not locked).
+    pub fn lock_seconds(&self, failures: i64) -> i64 {
+        if failures < self.threshold {
+            return 0;
+        }
+        let doublings = (failures - self.threshold).min(20) as u32;
+        self.base_seconds.saturating_mul(1 << doublings).min(self.max_seconds)
+    }
+
+    /// How long a counter survives without new failures.
+    pub fn memory_seconds(&self) -> i64 {
+        self.max_seconds * 2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LockoutPolicy;
+
+    #[test]
+    fn lock_doubles_and_is_capped() {
+        let p = LockoutPolicy { threshold: 5, base_seconds: 60, max_seconds: 900 };
+        assert_eq!(p.lock_seconds(4), 0);
+        assert_eq!(p.lock_seconds(5), 60);
+        assert_eq!(p.lock_seconds(6), 120);
+        assert_eq!(p.lock_seconds(8), 480);
+        assert_eq!(p.lock_seconds(9), 900);
+        assert_eq!(p.lock_seconds(1000), 900);
+    }
+}

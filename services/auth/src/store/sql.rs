@@ -1,0 +1,194 @@
+//! Session store on the SQL database, for the embedded default (no Redis). Rows carry
+//! their end time; reads ignore ended rows and a background sweep deletes them.
+use super::{FailureState, LockoutPolicy, Rotation, SessionRecord, SessionStore};
+use crate::entity::{login_failure, session};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
+};
+use std::time::Duration;
+use uuid::Uuid;
+use warden_common::Result;
+use warden_common::secret::sha256_hex;
+
+pub struct SqlStore {
+    db: DatabaseConnection,
+}
+
+impl SqlStore {
+    pub fn new(db: DatabaseConnection) -> Self {
+        SqlStore { db }
+    }
+
+    /// Deletes ended sessions and forgotten failure counters every minute.
+    pub fn spawn_sweeper(&self, clock: warden_common::clock::SharedClock) {
+        let db = self.db.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                let now = clock.unix();
+                let ended = Condition::any()
+                    .add(session::Column::ExpiresAt.lte(now))
+                    .add(session::Column::RefreshExpiresAt.lte(now));
+                if let Err(e) = session::Entity::delete_many().filter(ended).exec(&db).await {
+                    tracing::warn!(error = %e, "session sweep failed");
+                }
+                let forgotten = login_failure::Column::ExpiresAt.lte(now);
+                if let Err(e) = login_failure::Entity::delete_many().filter(forgotten).exec(&db).await {
+                    tracing::warn!(error = %e, "failure counter sweep failed");
+                }
+            }
+        });
+    }
+}
+
+fn record(m: session::Model) -> SessionRecord {
+    SessionRecord {
+        id: m.id,
+        user_id: m.user_id,
+        refresh_hash: m.refresh_hash,
+        created_at: m.created_at,
+        expires_at: m.expires_at,
+        refresh_expires_at: m.refresh_expires_at,
+        last_refreshed_at: m.last_refreshed_at,
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for SqlStore {
+    async fn create_session(&self, s: &SessionRecord) -> Result<()> {
+        session::ActiveModel {
+            id: Set(s.id),
+            user_id: Set(s.user_id),
+            refresh_hash: Set(s.refresh_hash.clone()),
+            created_at: Set(s.created_at),
+            expires_at: Set(s.expires_at),
+            refresh_expires_at: Set(s.refresh_expires_at),
+            last_refreshed_at: Set(s.last_refreshed_at),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_session(&self, id: Uuid, now: i64) -> Result<Option<SessionRecord>> {
+        let row = session::Entity::find_by_id(id).one(&self.db).await?;
+        Ok(row.map(record).filter(|s| s.is_live(now)))
+    }
+
+    async fn rotate(
+        &self,
+        id: Uuid,
+        presented_hash: &str,
+        new_hash: &str,
+        refresh_expires_at: i64,
+        now: i64,
+    ) -> Result<Rotation> {
+        // Compare-and-swap in one statement: of many concurrent refreshes, one wins.
+        let swapped = session::Entity::update_many()
+            .col_expr(session::Column::RefreshHash, Expr::value(new_hash))
+            .col_expr(session::Column::RefreshExpiresAt, Expr::value(refresh_expires_at))
+            .col_expr(session::Column::LastRefreshedAt, Expr::value(now))
+            .filter(session::Column::Id.eq(id))
+            .filter(session::Column::RefreshHash.eq(presented_hash))
+            .filter(session::Column::ExpiresAt.gt(now))
+            .filter(session::Column::RefreshExpiresAt.gt(now))
+            .exec(&self.db)
+            .await?;
+        let row = session::Entity::find_by_id(id).one(&self.db).await?.map(record);
+        Ok(match row {
+            None => Rotation::Missing,
+            Some(s) if swapped.rows_affected == 1 => Rotation::Rotated(s),
+            Some(s) if !s.is_live(now) => {
+                session::Entity::delete_by_id(id).exec(&self.db).await?;
+                Rotation::Expired
+            }
+            Some(s) => Rotation::Reused { user_id: s.user_id },
+        })
+    }
+
+    async fn delete_session(&self, id: Uuid) -> Result<Option<Uuid>> {
+        let row = session::Entity::find_by_id(id).one(&self.db).await?;
+        session::Entity::delete_by_id(id).exec(&self.db).await?;
+        Ok(row.map(|r| r.user_id))
+    }
+
+    async fn delete_user_sessions(&self, user_id: Uuid, keep: Option<Uuid>) -> Result<Vec<Uuid>> {
+        let txn = self.db.begin().await?;
+        let mut filter = Condition::all().add(session::Column::UserId.eq(user_id));
+        if let Some(keep) = keep {
+            filter = filter.add(session::Column::Id.ne(keep));
+        }
+        let ids: Vec<Uuid> =
+            session::Entity::find().filter(filter.clone()).all(&txn).await?.into_iter().map(|s| s.id).collect();
+        session::Entity::delete_many().filter(filter).exec(&txn).await?;
+        txn.commit().await?;
+        Ok(ids)
+    }
+
+    async fn list_sessions(&self, user_id: Uuid, now: i64) -> Result<Vec<SessionRecord>> {
+        let rows = session::Entity::find().filter(session::Column::UserId.eq(user_id)).all(&self.db).await?;
+        let mut sessions: Vec<SessionRecord> = rows.into_iter().map(record).filter(|s| s.is_live(now)).collect();
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+        Ok(sessions)
+    }
+
+    async fn failure_state(&self, key: &str, now: i64) -> Result<FailureState> {
+        let row = login_failure::Entity::find_by_id(sha256_hex(key)).one(&self.db).await?;
+        Ok(match row {
+            Some(r) if r.expires_at > now => {
+                FailureState { failures: r.failures, locked_until: if r.locked_until > now { r.locked_until } else { 0 } }
+            }
+            _ => FailureState { failures: 0, locked_until: 0 },
+        })
+    }
+
+    async fn record_failure(&self, key: &str, now: i64, p: &LockoutPolicy) -> Result<FailureState> {
+        let key = sha256_hex(key);
+        // One upsert counts the failure atomically (a forgotten counter restarts at 1),
+        // whatever the number of concurrent attempts.
+        let failures = Expr::case(
+            Expr::col((login_failure::Entity, login_failure::Column::ExpiresAt)).lte(now),
+            Expr::value(1i64),
+        )
+        .finally(Expr::col((login_failure::Entity, login_failure::Column::Failures)).add(1i64));
+        let insert = login_failure::ActiveModel {
+            key: Set(key.clone()),
+            failures: Set(1),
+            locked_until: Set(0),
+            expires_at: Set(now + p.memory_seconds()),
+        };
+        let counted = login_failure::Entity::insert(insert)
+            .on_conflict(
+                OnConflict::column(login_failure::Column::Key)
+                    .value(login_failure::Column::Failures, failures)
+                    .value(login_failure::Column::ExpiresAt, Expr::value(now + p.memory_seconds()))
+                    .to_owned(),
+            )
+            .exec_with_returning(&self.db)
+            .await?;
+        let lock = p.lock_seconds(counted.failures);
+        if lock == 0 {
+            return Ok(FailureState { failures: counted.failures, locked_until: 0 });
+        }
+        // Only ever extend a lock, so racing failures cannot shorten one another's.
+        let locked_until = now + lock;
+        login_failure::Entity::update_many()
+            .col_expr(login_failure::Column::LockedUntil, Expr::value(locked_until))
+            .col_expr(login_failure::Column::ExpiresAt, Expr::value(locked_until + p.memory_seconds()))
+            .filter(login_failure::Column::Key.eq(key))
+            .filter(login_failure::Column::LockedUntil.lt(locked_until))
+            .exec(&self.db)
+            .await?;
+        Ok(FailureState { failures: counted.failures, locked_until })
+    }
+
+    async fn clear_failures(&self, key: &str) -> Result<()> {
+        login_failure::Entity::delete_by_id(sha256_hex(key)).exec(&self.db).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> bool {
+        warden_common::db::ping(&self.db).await
+    }
+}

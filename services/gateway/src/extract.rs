@@ -1,0 +1,78 @@
+//! Request extraction: credentials only from headers (never the query string), and JSON
+//! bodies whose every rejection is a problem document, not axum's plain text.
+use crate::problem::ApiError;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+use warden_auth::Credential;
+use warden_common::secret::Secret;
+use warden_common::{Error, ErrorCode};
+
+/// Reads `Authorization: Bearer …` (scheme case-insensitive), `Authorization: ApiKey …`
+/// or `X-API-Key: …`. More than one credential is refused, so a request cannot be
+/// authenticated as two callers.
+pub(crate) fn credential(headers: &HeaderMap) -> Result<Option<Credential>, ApiError> {
+    let mut found = Vec::new();
+    for value in headers.get_all(header::AUTHORIZATION) {
+        let value = value.to_str().map_err(|_| malformed())?;
+        let (scheme, rest) = value.trim().split_once(' ').ok_or_else(malformed)?;
+        let rest = rest.trim();
+        if rest.is_empty() {
+            return Err(malformed());
+        }
+        if scheme.eq_ignore_ascii_case("bearer") {
+            found.push(Credential::AccessToken(Secret::new(rest)));
+        } else if scheme.eq_ignore_ascii_case("apikey") {
+            found.push(Credential::ApiKey(Secret::new(rest)));
+        } else {
+            return Err(malformed());
+        }
+    }
+    for value in headers.get_all("x-api-key") {
+        let value = value.to_str().map_err(|_| malformed())?.trim();
+        if value.is_empty() {
+            return Err(malformed());
+        }
+        found.push(Credential::ApiKey(Secret::new(value)));
+    }
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => Err(ApiError::from(Error::validation("send exactly one credential"))),
+    }
+}
+
+fn malformed() -> ApiError {
+    ApiError::from(Error::new(ErrorCode::TokenInvalid, "the authorization header is malformed")).presented()
+}
+
+/// `axum::Json` with problem+json rejections: 400 for bad JSON, 413 too large, 415 wrong type.
+pub(crate) struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    let status = rejection.status();
+    let detail = match &rejection {
+        JsonRejection::MissingJsonContentType(_) => "the body must be application/json".to_owned(),
+        JsonRejection::JsonDataError(e) => format!("invalid request body: {}", e.body_text().rsplit(": ").next().unwrap_or("")),
+        JsonRejection::JsonSyntaxError(_) => "the body is not valid JSON".to_owned(),
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => "the body is too large".to_owned(),
+        _ => "the body could not be read".to_owned(),
+    };
+    let status = match status {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::PAYLOAD_TOO_LARGE => status,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::with_status(Error::validation(detail), status)
+}

@@ -1,0 +1,5 @@
+pub(crate) mod admin;
+pub(crate) mod identity;
+pub(crate) mod keys;
+pub(crate) mod ops;
+pub(crate) mod session;

@@ -1,0 +1,172 @@
+//! The gRPC edge of the token service: the server adapter and the remote client. Prost
+//! types stop here; both sides convert to the domain types of [`crate::api`].
+use crate::api::{IssuedToken, Jwk, SharedTokens, TokenApi, TokenKind, VerifiedToken};
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+use warden_common::timestamp::{from_proto, to_proto};
+use warden_common::{Error, Result};
+use warden_proto::token::v1 as pb;
+use warden_proto::token::v1::token_service_client::TokenServiceClient;
+use warden_proto::token::v1::token_service_server::{TokenService as TokenRpc, TokenServiceServer};
+
+pub struct TokenGrpc(pub SharedTokens);
+
+pub fn server(api: SharedTokens) -> TokenServiceServer<TokenGrpc> {
+    TokenServiceServer::new(TokenGrpc(api))
+}
+
+fn uuid_arg(name: &str, value: &str) -> Result<Uuid, Status> {
+    Uuid::parse_str(value).map_err(|_| Error::validation(format!("{name} must be a UUID")).into())
+}
+
+fn kind_from_proto(t: i32) -> Result<TokenKind, Status> {
+    match pb::TokenType::try_from(t) {
+        Ok(pb::TokenType::Access) => Ok(TokenKind::Access),
+        Ok(pb::TokenType::Refresh) => Ok(TokenKind::Refresh),
+        _ => Err(Error::validation("expected_type must be ACCESS or REFRESH").into()),
+    }
+}
+
+fn kind_to_proto(k: TokenKind) -> pb::TokenType {
+    match k {
+        TokenKind::Access => pb::TokenType::Access,
+        TokenKind::Refresh => pb::TokenType::Refresh,
+    }
+}
+
+impl From<IssuedToken> for pb::GeneratedToken {
+    fn from(t: IssuedToken) -> Self {
+        pb::GeneratedToken { token: t.token, jti: t.jti, expires_at: Some(to_proto(t.expires_at)), expires_in: t.expires_in }
+    }
+}
+
+impl From<Jwk> for pb::Jwk {
+    fn from(j: Jwk) -> Self {
+        pb::Jwk { kty: j.kty, crv: j.crv, x: j.x, kid: j.kid, alg: j.alg, key_use: j.use_ }
+    }
+}
+
+#[tonic::async_trait]
+impl TokenRpc for TokenGrpc {
+    async fn generate_access_token(
+        &self,
+        request: Request<pb::GenerateAccessTokenRequest>,
+    ) -> Result<Response<pb::GeneratedToken>, Status> {
+        let r = request.into_inner();
+        let token =
+            self.0.generate_access_token(uuid_arg("user_id", &r.user_id)?, uuid_arg("session_id", &r.session_id)?).await?;
+        Ok(Response::new(token.into()))
+    }
+
+    async fn generate_refresh_token(
+        &self,
+        request: Request<pb::GenerateRefreshTokenRequest>,
+    ) -> Result<Response<pb::GeneratedToken>, Status> {
+        let r = request.into_inner();
+        let ttl = (r.ttl_seconds > 0).then_some(r.ttl_seconds);
+        let token = self
+            .0
+            .generate_refresh_token(uuid_arg("user_id", &r.user_id)?, uuid_arg("session_id", &r.session_id)?, ttl)
+            .await?;
+        Ok(Response::new(token.into()))
+    }
+
+    async fn verify_token(&self, request: Request<pb::VerifyTokenRequest>) -> Result<Response<pb::VerifyTokenResponse>, Status> {
+        let r = request.into_inner();
+        let v = self.0.verify_token(&r.token, kind_from_proto(r.expected_type)?).await?;
+        Ok(Response::new(pb::VerifyTokenResponse {
+            subject: v.subject.to_string(),
+            session_id: v.session_id.to_string(),
+            jti: v.jti,
+            token_type: kind_to_proto(v.kind).into(),
+            issued_at: Some(to_proto(v.issued_at)),
+            expires_at: Some(to_proto(v.expires_at)),
+            kid: v.kid,
+        }))
+    }
+
+    async fn get_jwks(&self, _: Request<pb::GetJwksRequest>) -> Result<Response<pb::GetJwksResponse>, Status> {
+        let keys = self.0.jwks().await?.into_iter().map(Into::into).collect();
+        Ok(Response::new(pb::GetJwksResponse { keys }))
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        _: Request<pb::RotateSigningKeyRequest>,
+    ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
+        Ok(Response::new(pb::RotateSigningKeyResponse { kid: self.0.rotate_signing_key().await? }))
+    }
+}
+
+/// The token service reached over gRPC (split mode).
+#[derive(Clone)]
+pub struct RemoteTokens {
+    client: TokenServiceClient<Channel>,
+}
+
+impl RemoteTokens {
+    pub fn new(channel: Channel) -> Self {
+        RemoteTokens { client: TokenServiceClient::new(channel) }
+    }
+}
+
+fn issued(t: pb::GeneratedToken) -> IssuedToken {
+    IssuedToken {
+        token: t.token,
+        jti: t.jti,
+        expires_at: t.expires_at.as_ref().map(from_proto).unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+        expires_in: t.expires_in,
+    }
+}
+
+fn peer_uuid(value: &str) -> Result<Uuid> {
+    Uuid::parse_str(value).map_err(|_| Error::internal(anyhow::anyhow!("token service returned a malformed id")))
+}
+
+#[async_trait::async_trait]
+impl TokenApi for RemoteTokens {
+    async fn generate_access_token(&self, user_id: Uuid, session_id: Uuid) -> Result<IssuedToken> {
+        let request = pb::GenerateAccessTokenRequest { user_id: user_id.to_string(), session_id: session_id.to_string() };
+        Ok(issued(self.client.clone().generate_access_token(request).await?.into_inner()))
+    }
+
+    async fn generate_refresh_token(&self, user_id: Uuid, session_id: Uuid, ttl: Option<i64>) -> Result<IssuedToken> {
+        let request = pb::GenerateRefreshTokenRequest {
+            user_id: user_id.to_string(),
+            session_id: session_id.to_string(),
+            ttl_seconds: ttl.unwrap_or(0),
+        };
+        Ok(issued(self.client.clone().generate_refresh_token(request).await?.into_inner()))
+    }
+
+    async fn verify_token(&self, token: &str, kind: TokenKind) -> Result<VerifiedToken> {
+        let request = pb::VerifyTokenRequest { token: token.to_owned(), expected_type: kind_to_proto(kind).into() };
+        let v = self.client.clone().verify_token(request).await?.into_inner();
+        Ok(VerifiedToken {
+            subject: peer_uuid(&v.subject)?,
+            session_id: peer_uuid(&v.session_id)?,
+            jti: v.jti,
+            kind,
+            issued_at: v.issued_at.as_ref().map(from_proto).unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            expires_at: v.expires_at.as_ref().map(from_proto).unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            kid: v.kid,
+        })
+    }
+
+    async fn jwks(&self) -> Result<Vec<Jwk>> {
+        let keys = self.client.clone().get_jwks(pb::GetJwksRequest {}).await?.into_inner().keys;
+        Ok(keys
+            .into_iter()
+            .map(|k| Jwk { kty: k.kty, crv: k.crv, x: k.x, kid: k.kid, alg: k.alg, use_: k.key_use })
+            .collect())
+    }
+
+    async fn rotate_signing_key(&self) -> Result<String> {
+        Ok(self.client.clone().rotate_signing_key(pb::RotateSigningKeyRequest {}).await?.into_inner().kid)
+    }
+
+    async fn ready(&self) -> bool {
+        self.client.clone().get_jwks(pb::GetJwksRequest {}).await.is_ok()
+    }
+}

@@ -1,0 +1,323 @@
+//! Builds and runs a Warden process: every service in one process (the embedded default),
+//! or one service alone that reaches its peers over gRPC (split mode, Kubernetes).
+//! Listeners are bound before serving, so callers (tests, the CLI) learn the real ports.
+use crate::migrator::Migrator;
+use crate::role::ServiceRole;
+use anyhow::Context;
+use sea_orm::DatabaseConnection;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use warden_auth::store::{RedisStore, SessionStore, SqlStore};
+use warden_auth::{AuthService, AuthSettings, Peers, SharedAuth};
+use warden_common::clock::SharedClock;
+use warden_common::config::split_list;
+use warden_common::secret::Secret;
+use warden_common::{Config, grpc};
+use warden_gateway::{AppState, Services};
+use warden_key::{KeyService, SharedKeys};
+use warden_rbac::{RbacService, SharedRbac};
+use warden_token::{SharedTokens, TokenService, TokenSettings};
+
+/// Largest gRPC message a service accepts; Warden's messages are small.
+const MAX_GRPC_MESSAGE: usize = 256 * 1024;
+/// How long in-flight requests get to finish after SIGTERM.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running process. Dropping it does not stop it; call [`Warden::shutdown`].
+pub struct Warden {
+    pub http_addr: Option<SocketAddr>,
+    pub grpc_addr: Option<SocketAddr>,
+    /// The services this process runs locally, for in-process callers (tests, CLI).
+    pub local: LocalServices,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+#[derive(Clone, Default)]
+pub struct LocalServices {
+    pub auth: Option<Arc<AuthService>>,
+    pub tokens: Option<Arc<TokenService>>,
+    pub keys: Option<Arc<KeyService>>,
+    pub rbac: Option<Arc<RbacService>>,
+}
+
+/// Opens the database and applies migrations if configured to.
+pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let db = warden_common::db::connect(&config.database_url)
+        .await
+        .with_context(|| "WARDEN_DATABASE_URL: cannot connect to the database")?;
+    if config.auto_migrate {
+        warden_common::db::migrate::<Migrator>(&db).await.context("running database migrations")?;
+    }
+    Ok(db)
+}
+
+async fn open_redis(config: &Config) -> anyhow::Result<Option<fred::clients::Client>> {
+    match &config.redis_url {
+        Some(url) => Ok(Some(
+            warden_common::redis::connect(url).await.with_context(|| "WARDEN_REDIS_URL: cannot connect to redis")?,
+        )),
+        None => Ok(None),
+    }
+}
+
+fn channel(setting: &str, value: &Option<String>) -> anyhow::Result<tonic::transport::Channel> {
+    grpc::channel(setting, &split_list(value.as_deref()))
+}
+
+/// Builds the local services a role needs, and remote clients for the others.
+async fn build(config: &Config, role: ServiceRole, clock: &SharedClock) -> anyhow::Result<(LocalServices, Option<Services>)> {
+    let needs_db = role != ServiceRole::Gateway;
+    let db = if needs_db { Some(open_database(config).await?) } else { None };
+    let redis = if matches!(role, ServiceRole::All | ServiceRole::Auth | ServiceRole::Key) {
+        open_redis(config).await?
+    } else {
+        None
+    };
+    let mut local = LocalServices::default();
+    let runs = |r: ServiceRole| role == ServiceRole::All || role == r;
+
+    if runs(ServiceRole::Token) {
+        let db = db.clone().expect("database opened");
+        local.tokens = Some(TokenService::new(db, clock.clone(), TokenSettings::from(config)).await?);
+    }
+    if runs(ServiceRole::Rbac) {
+        local.rbac = Some(Arc::new(RbacService::new(db.clone().expect("database opened"))));
+    }
+    if runs(ServiceRole::Key) {
+        let db = db.clone().expect("database opened");
+        local.keys = Some(Arc::new(KeyService::new(db, redis.clone(), clock.clone(), config.api_key_pepper.clone()).await?));
+    }
+
+    // Peers: the local service when this process runs it, otherwise a gRPC client.
+    let tokens: Option<SharedTokens> = match &local.tokens {
+        Some(t) => Some(t.clone()),
+        None if matches!(role, ServiceRole::Auth | ServiceRole::Gateway) => Some(Arc::new(
+            warden_token::grpc::RemoteTokens::new(channel("WARDEN_TOKEN_ENDPOINTS", &config.token_endpoints)?),
+        )),
+        None => None,
+    };
+    let keys: Option<SharedKeys> = match &local.keys {
+        Some(k) => Some(k.clone()),
+        None if matches!(role, ServiceRole::Auth | ServiceRole::Gateway) => Some(Arc::new(
+            warden_key::grpc::RemoteKeys::new(channel("WARDEN_KEY_ENDPOINTS", &config.key_endpoints)?),
+        )),
+        None => None,
+    };
+    let rbac: Option<SharedRbac> = match &local.rbac {
+        Some(r) => Some(r.clone()),
+        None if matches!(role, ServiceRole::Auth | ServiceRole::Gateway) => Some(Arc::new(
+            warden_rbac::grpc::RemoteRbac::new(channel("WARDEN_RBAC_ENDPOINTS", &config.rbac_endpoints)?),
+        )),
+        None => None,
+    };
+
+    if runs(ServiceRole::Auth) {
+        let db = db.clone().expect("database opened");
+        let store: Arc<dyn SessionStore> = match &redis {
+            Some(client) => Arc::new(RedisStore::new(client.clone())),
+            None => {
+                let store = SqlStore::new(db.clone());
+                store.spawn_sweeper(clock.clone());
+                Arc::new(store)
+            }
+        };
+        let peers = Peers {
+            tokens: tokens.clone().expect("token peer"),
+            keys: keys.clone().expect("key peer"),
+            rbac: rbac.clone().expect("rbac peer"),
+        };
+        let hasher = warden_auth::password::PasswordHasher::new(config.hash_workers());
+        local.auth =
+            Some(Arc::new(AuthService::new(db, store, peers, hasher, clock.clone(), AuthSettings::from(config))));
+    }
+
+    let auth: Option<SharedAuth> = match &local.auth {
+        Some(a) => Some(a.clone()),
+        None if role == ServiceRole::Gateway => Some(Arc::new(warden_auth::grpc::RemoteAuth::new(channel(
+            "WARDEN_AUTH_ENDPOINTS",
+            &config.auth_endpoints,
+        )?))),
+        None => None,
+    };
+    let gateway = match (role, auth, tokens, keys, rbac) {
+        (ServiceRole::All | ServiceRole::Gateway, Some(auth), Some(tokens), Some(keys), Some(rbac)) => {
+            Some(Services { auth, tokens, keys, rbac })
+        }
+        _ => None,
+    };
+    Ok((local, gateway))
+}
+
+/// Creates the bootstrap admin when configured; in split mode the RBAC service may not be
+/// up yet, so it retries in the background.
+fn bootstrap_admin(config: &Config, auth: Arc<AuthService>) -> Option<JoinHandle<()>> {
+    let (Some(username), Some(password)) = (config.bootstrap_admin_username.clone(), config.bootstrap_admin_password.clone())
+    else {
+        return None;
+    };
+    Some(tokio::spawn(async move {
+        let password = Secret::new(password);
+        loop {
+            match auth.bootstrap_admin(&username, &password).await {
+                Ok(true) => return tracing::info!(target: "audit", event = "bootstrap_admin_created", username = %username),
+                Ok(false) => return,
+                Err(e) if e.code == warden_common::ErrorCode::Unavailable => {
+                    tracing::warn!(error = %e, "bootstrap admin: a dependency is not ready; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                Err(e) => return tracing::error!(error = %e, "bootstrap admin could not be created"),
+            }
+        }
+    }))
+}
+
+impl Warden {
+    pub async fn start(config: Config, role: ServiceRole, clock: SharedClock) -> anyhow::Result<Warden> {
+        config.validate()?;
+        let (local, gateway) = build(&config, role, &clock).await?;
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        if let Some(auth) = &local.auth {
+            if let Some(task) = bootstrap_admin(&config, auth.clone()) {
+                // All-in-one: finish before serving, so the first login already works.
+                if role == ServiceRole::All {
+                    task.await.ok();
+                } else {
+                    tasks.push(task);
+                }
+            }
+        }
+
+        let grpc_addr = if role == ServiceRole::Gateway {
+            None
+        } else {
+            let listener = TcpListener::bind(config.grpc_socket_addr()?)
+                .await
+                .with_context(|| format!("WARDEN_GRPC_ADDR: cannot listen on {}", config.grpc_addr))?;
+            let addr = listener.local_addr()?;
+            tasks.push(serve_grpc(listener, &local, stopped.clone()).await?);
+            Some(addr)
+        };
+
+        let http_addr = match gateway {
+            Some(services) => {
+                let listener = TcpListener::bind(config.http_socket_addr()?)
+                    .await
+                    .with_context(|| format!("WARDEN_HTTP_ADDR: cannot listen on {}", config.http_addr))?;
+                let addr = listener.local_addr()?;
+                let state = AppState::new(services, config.issuer.clone(), warden_gateway::metrics_recorder());
+                let app = warden_gateway::router(state);
+                let mut stopped = stopped.clone();
+                tasks.push(tokio::spawn(async move {
+                    let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                        .with_graceful_shutdown(async move {
+                            let _ = stopped.wait_for(|s| *s).await;
+                        });
+                    if let Err(e) = serve.await {
+                        tracing::error!(error = %e, "http server failed");
+                    }
+                }));
+                Some(addr)
+            }
+            None => None,
+        };
+        tracing::info!(service = %role, http = ?http_addr, grpc = ?grpc_addr, "warden is serving");
+        Ok(Warden { http_addr, grpc_addr, local, stop, tasks })
+    }
+
+    /// Stops accepting, lets in-flight requests finish (bounded), and returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let drain = async {
+            for task in self.tasks {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
+            tracing::warn!("shutdown: some requests did not finish in time");
+        }
+    }
+}
+
+/// Serves this process's gRPC services with health (SERVING only while dependencies
+/// answer) and reflection.
+async fn serve_grpc(
+    listener: TcpListener,
+    local: &LocalServices,
+    mut stopped: watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(warden_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let auth = local.auth.clone().map(|a| warden_auth::grpc::server(a).max_decoding_message_size(MAX_GRPC_MESSAGE));
+    let tokens = local.tokens.clone().map(|t| warden_token::grpc::server(t).max_decoding_message_size(MAX_GRPC_MESSAGE));
+    let keys = local.keys.clone().map(|k| warden_key::grpc::server(k).max_decoding_message_size(MAX_GRPC_MESSAGE));
+    let rbac = local.rbac.clone().map(|r| warden_rbac::grpc::server(r).max_decoding_message_size(MAX_GRPC_MESSAGE));
+
+    let watched = local.clone();
+    let health_stop = stopped.clone();
+    tokio::spawn(async move {
+        loop {
+            if *health_stop.borrow() {
+                // Draining: tell load balancers to stop sending work.
+                reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+                return;
+            }
+            report_health(&reporter, &watched).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+
+    let router = tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_optional_service(auth)
+        .add_optional_service(tokens)
+        .add_optional_service(keys)
+        .add_optional_service(rbac);
+    Ok(tokio::spawn(async move {
+        let incoming = TcpListenerStream::new(listener);
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
+            tracing::error!(error = %e, "grpc server failed");
+        }
+    }))
+}
+
+async fn report_health(reporter: &tonic_health::server::HealthReporter, local: &LocalServices) {
+    use tonic_health::ServingStatus::{NotServing, Serving};
+    let status = |ok: bool| if ok { Serving } else { NotServing };
+    let mut all = true;
+    if let Some(a) = &local.auth {
+        let ok = warden_auth::AuthApi::ready(a.as_ref()).await;
+        all &= ok;
+        reporter.set_service_status("warden.auth.v1.AuthService", status(ok)).await;
+    }
+    if let Some(t) = &local.tokens {
+        let ok = warden_token::TokenApi::ready(t.as_ref()).await;
+        all &= ok;
+        reporter.set_service_status("warden.token.v1.TokenService", status(ok)).await;
+    }
+    if let Some(k) = &local.keys {
+        let ok = warden_key::KeyApi::ready(k.as_ref()).await;
+        all &= ok;
+        reporter.set_service_status("warden.key.v1.KeyService", status(ok)).await;
+    }
+    if let Some(r) = &local.rbac {
+        let ok = warden_rbac::RbacApi::ready(r.as_ref()).await;
+        all &= ok;
+        reporter.set_service_status("warden.rbac.v1.RbacService", status(ok)).await;
+    }
+    reporter.set_service_status("", status(all)).await;
+}
