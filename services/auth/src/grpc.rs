@@ -119,7 +119,10 @@ impl AuthRpc for AuthGrpc {
         }))
     }
 
-    async fn authorize(&self, request: Request<pb::AuthorizeRequest>) -> Result<Response<pb::AuthorizeResponse>, Status> {
+    async fn authorize(
+        &self,
+        request: Request<pb::AuthorizeRequest>,
+    ) -> Result<Response<pb::AuthorizeResponse>, Status> {
         let r = request.into_inner();
         let credential = credential(authorize_credential(r.credential))?;
         let o = self.0.authorize(&credential, &r.permission).await?;
@@ -186,7 +189,10 @@ impl AuthRpc for AuthGrpc {
 
     async fn create_user(&self, request: Request<pb::CreateUserRequest>) -> Result<Response<pb::User>, Status> {
         let r = request.into_inner();
-        let user = self.0.create_user(NewUser { username: r.username, password: Secret::new(r.password), roles: r.roles }).await?;
+        let user = self
+            .0
+            .create_user(NewUser { username: r.username, password: Secret::new(r.password), roles: r.roles })
+            .await?;
         Ok(Response::new(user.into()))
     }
 
@@ -351,7 +357,8 @@ impl AuthApi for RemoteAuth {
     async fn list_sessions(&self, access_token: &Secret) -> Result<Vec<SessionInfo>> {
         let request = pb::ListSessionsRequest { access_token: access_token.expose().to_owned() };
         let sessions = self.client.clone().list_sessions(request).await?.into_inner().sessions;
-        let time = |t: &Option<prost_types::Timestamp>| t.as_ref().map(from_proto).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let time =
+            |t: &Option<prost_types::Timestamp>| t.as_ref().map(from_proto).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         sessions
             .into_iter()
             .map(|s| {
@@ -376,8 +383,11 @@ impl AuthApi for RemoteAuth {
     }
 
     async fn create_user(&self, new: NewUser) -> Result<User> {
-        let request =
-            pb::CreateUserRequest { username: new.username, password: new.password.expose().to_owned(), roles: new.roles };
+        let request = pb::CreateUserRequest {
+            username: new.username,
+            password: new.password.expose().to_owned(),
+            roles: new.roles,
+        };
         user(self.client.clone().create_user(request).await?.into_inner())
     }
 

@@ -97,7 +97,8 @@ impl AuthService {
         let session_id = Uuid::new_v4();
         let expires_at = now + self.settings.session_max_age;
         let refresh_expires_at = (now + self.settings.refresh_ttl).min(expires_at);
-        let refresh = self.peers.tokens.generate_refresh_token(user_id, session_id, Some(refresh_expires_at - now)).await?;
+        let refresh =
+            self.peers.tokens.generate_refresh_token(user_id, session_id, Some(refresh_expires_at - now)).await?;
         let access = self.peers.tokens.generate_access_token(user_id, session_id).await?;
         let record = SessionRecord {
             id: session_id,
@@ -264,9 +265,10 @@ impl AuthApi for AuthService {
             Credential::ApiKey(key) => {
                 let validated = self.peers.keys.validate_api_key(key.expose()).await?;
                 let owner = validated.key.owner_id;
-                let user = self.find_user(owner).await?.ok_or_else(|| {
-                    Error::new(ErrorCode::KeyRevoked, "the api key's owner no longer exists")
-                })?;
+                let user = self
+                    .find_user(owner)
+                    .await?
+                    .ok_or_else(|| Error::new(ErrorCode::KeyRevoked, "the api key's owner no longer exists"))?;
                 if user.disabled {
                     return Err(Error::new(ErrorCode::AccountDisabled, "the api key's owner is disabled"));
                 }

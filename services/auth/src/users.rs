@@ -16,9 +16,7 @@ fn validate_username(username: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::validation(format!(
-            "username must be 1 to {MAX_USERNAME_CHARS} letters, digits or . _ - @ +"
-        )))
+        Err(Error::validation(format!("username must be 1 to {MAX_USERNAME_CHARS} letters, digits or . _ - @ +")))
     }
 }
 
@@ -120,7 +118,14 @@ impl AuthService {
         if user::Entity::find().count(&self.db).await? > 0 {
             return Ok(false);
         }
-        match self.insert_user(NewUser { username: username.to_owned(), password: password.clone(), roles: vec!["admin".into()] }).await {
+        match self
+            .insert_user(NewUser {
+                username: username.to_owned(),
+                password: password.clone(),
+                roles: vec!["admin".into()],
+            })
+            .await
+        {
             Ok(_) => Ok(true),
             // Another replica bootstrapped at the same moment.
             Err(e) if e.code == ErrorCode::Conflict => Ok(false),

@@ -59,7 +59,11 @@ pub(crate) async fn require(state: &AppState, caller: &Caller, permission: &str)
     }
 }
 
-pub(crate) async fn enforce(State((state, access)): State<(AppState, Access)>, mut request: Request, next: Next) -> Response {
+pub(crate) async fn enforce(
+    State((state, access)): State<(AppState, Access)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     match check(&state, access, request.headers()).await {
         Ok(caller) => {
             let limits = caller.as_ref().and_then(|c| c.principal.api_key.clone());
@@ -69,8 +73,18 @@ pub(crate) async fn enforce(State((state, access)): State<(AppState, Access)>, m
             let mut response = next.run(request).await;
             if let Some(key) = limits.filter(|k| k.rate_limit_per_minute > 0) {
                 let headers = response.headers_mut();
-                headers.insert(HeaderName::from_static("ratelimit-policy"), HeaderValue::from_str(&format!("{};w=60", key.rate_limit_per_minute)).expect("ascii"));
-                headers.insert(HeaderName::from_static("ratelimit"), HeaderValue::from_str(&format!("limit={}, remaining={}", key.rate_limit_per_minute, key.rate_limit_remaining)).expect("ascii"));
+                headers.insert(
+                    HeaderName::from_static("ratelimit-policy"),
+                    HeaderValue::from_str(&format!("{};w=60", key.rate_limit_per_minute)).expect("ascii"),
+                );
+                headers.insert(
+                    HeaderName::from_static("ratelimit"),
+                    HeaderValue::from_str(&format!(
+                        "limit={}, remaining={}",
+                        key.rate_limit_per_minute, key.rate_limit_remaining
+                    ))
+                    .expect("ascii"),
+                );
             }
             response
         }
@@ -87,7 +101,9 @@ async fn check(state: &AppState, access: Access, headers: &HeaderMap) -> ApiResu
         Access::Public => Ok(None),
         Access::Authenticated { api_keys } => {
             if !api_keys && caller.principal.api_key.is_some() {
-                return Err(Error::new(ErrorCode::AccessDenied, "this endpoint needs a bearer token, not an api key").into());
+                return Err(
+                    Error::new(ErrorCode::AccessDenied, "this endpoint needs a bearer token, not an api key").into()
+                );
             }
             Ok(Some(caller))
         }

@@ -65,7 +65,9 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     let status = rejection.status();
     let detail = match &rejection {
         JsonRejection::MissingJsonContentType(_) => "the body must be application/json".to_owned(),
-        JsonRejection::JsonDataError(e) => format!("invalid request body: {}", e.body_text().rsplit(": ").next().unwrap_or("")),
+        JsonRejection::JsonDataError(e) => {
+            format!("invalid request body: {}", e.body_text().rsplit(": ").next().unwrap_or(""))
+        }
         JsonRejection::JsonSyntaxError(_) => "the body is not valid JSON".to_owned(),
         _ if status == StatusCode::PAYLOAD_TOO_LARGE => "the body is too large".to_owned(),
         _ => "the body could not be read".to_owned(),

@@ -20,7 +20,8 @@ pub fn recorder() -> Option<PrometheusHandle> {
 
 pub(crate) async fn track(request: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route =
+        request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let method = request.method().as_str().to_owned();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();

@@ -47,9 +47,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = &self.error;
         e.log_if_server_fault();
-        let status = self.status.unwrap_or_else(|| {
-            StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-        });
+        let status = self
+            .status
+            .unwrap_or_else(|| StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
         let body = Problem {
             kind: format!("urn:warden:problem:{}", e.code),
             title: e.code.title(),

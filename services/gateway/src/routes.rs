@@ -53,7 +53,12 @@ pub fn table() -> Vec<Route> {
         route(M::GET, "/api/v1/admin/roles", Permission("roles:read"), get(admin::list_roles)),
         route(M::DELETE, "/api/v1/admin/roles/{name}", Permission("roles:write"), delete(admin::delete_role)),
         route(M::PUT, "/api/v1/admin/users/{id}/roles/{role}", Permission("roles:write"), put(admin::assign_role)),
-        route(M::DELETE, "/api/v1/admin/users/{id}/roles/{role}", Permission("roles:write"), delete(admin::unassign_role)),
+        route(
+            M::DELETE,
+            "/api/v1/admin/users/{id}/roles/{role}",
+            Permission("roles:write"),
+            delete(admin::unassign_role),
+        ),
         route(M::GET, "/.well-known/jwks.json", Public, get(ops::jwks)),
         route(M::GET, "/.well-known/openid-configuration", Public, get(ops::openid_configuration)),
         route(M::GET, "/healthz", Public, get(ops::healthz)),

@@ -89,7 +89,8 @@ mod tests {
         for ok in ["*", "users:read", "users:*", "*:read", "*:*", "api.v2-x_y:write"] {
             assert!(scopes(&strings(&[ok])).is_ok(), "{ok}");
         }
-        for bad in ["", "users", "users:", ":read", "Users:read", "users:read:x", "!users:read", "users :read", "u*:read"]
+        for bad in
+            ["", "users", "users:", ":read", "Users:read", "users:read:x", "!users:read", "users :read", "u*:read"]
         {
             assert!(matches!(scopes(&strings(&[bad])), Err(KeyError::Validation(_))), "{bad:?}");
         }

@@ -14,8 +14,12 @@ const MINUTE_US: i64 = 60_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    Allowed { remaining: u32 },
-    Limited { retry_after: u64 },
+    Allowed {
+        remaining: u32,
+    },
+    Limited {
+        retry_after: u64,
+    },
     /// Only from Redis: another replica revoked the key.
     Revoked,
 }

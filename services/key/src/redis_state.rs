@@ -33,10 +33,8 @@ impl RedisState {
 
     /// Marks the key revoked for every replica, then tells them to drop their cached row.
     pub(crate) async fn announce_revocation(&self, id: Uuid) -> Result<(), Error> {
-        let _: () = self
-            .client
-            .set(limiter::revoked_key(id), "1", Some(Expiration::EX(MARKER_TTL_SECS)), None, false)
-            .await?;
+        let _: () =
+            self.client.set(limiter::revoked_key(id), "1", Some(Expiration::EX(MARKER_TTL_SECS)), None, false).await?;
         let _: i64 = self.client.publish(REVOCATIONS_CHANNEL, id.to_string()).await?;
         Ok(())
     }

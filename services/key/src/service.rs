@@ -83,11 +83,8 @@ impl KeyService {
         let Some(row) = entity::Entity::find_by_id(id).one(&self.db).await? else {
             return Ok(None);
         };
-        let entry = Arc::new(CachedKey {
-            key: to_api_key(&row)?,
-            secret_hash: row.secret_hash,
-            hash_alg: row.hash_alg,
-        });
+        let entry =
+            Arc::new(CachedKey { key: to_api_key(&row)?, secret_hash: row.secret_hash, hash_alg: row.hash_alg });
         self.cache.insert_if_current(epoch, entry.clone());
         Ok(Some(entry))
     }

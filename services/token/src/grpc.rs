@@ -37,7 +37,12 @@ fn kind_to_proto(k: TokenKind) -> pb::TokenType {
 
 impl From<IssuedToken> for pb::GeneratedToken {
     fn from(t: IssuedToken) -> Self {
-        pb::GeneratedToken { token: t.token, jti: t.jti, expires_at: Some(to_proto(t.expires_at)), expires_in: t.expires_in }
+        pb::GeneratedToken {
+            token: t.token,
+            jti: t.jti,
+            expires_at: Some(to_proto(t.expires_at)),
+            expires_in: t.expires_in,
+        }
     }
 }
 
@@ -54,8 +59,10 @@ impl TokenRpc for TokenGrpc {
         request: Request<pb::GenerateAccessTokenRequest>,
     ) -> Result<Response<pb::GeneratedToken>, Status> {
         let r = request.into_inner();
-        let token =
-            self.0.generate_access_token(uuid_arg("user_id", &r.user_id)?, uuid_arg("session_id", &r.session_id)?).await?;
+        let token = self
+            .0
+            .generate_access_token(uuid_arg("user_id", &r.user_id)?, uuid_arg("session_id", &r.session_id)?)
+            .await?;
         Ok(Response::new(token.into()))
     }
 
@@ -72,7 +79,10 @@ impl TokenRpc for TokenGrpc {
         Ok(Response::new(token.into()))
     }
 
-    async fn verify_token(&self, request: Request<pb::VerifyTokenRequest>) -> Result<Response<pb::VerifyTokenResponse>, Status> {
+    async fn verify_token(
+        &self,
+        request: Request<pb::VerifyTokenRequest>,
+    ) -> Result<Response<pb::VerifyTokenResponse>, Status> {
         let r = request.into_inner();
         let v = self.0.verify_token(&r.token, kind_from_proto(r.expected_type)?).await?;
         Ok(Response::new(pb::VerifyTokenResponse {
@@ -127,7 +137,8 @@ fn peer_uuid(value: &str) -> Result<Uuid> {
 #[async_trait::async_trait]
 impl TokenApi for RemoteTokens {
     async fn generate_access_token(&self, user_id: Uuid, session_id: Uuid) -> Result<IssuedToken> {
-        let request = pb::GenerateAccessTokenRequest { user_id: user_id.to_string(), session_id: session_id.to_string() };
+        let request =
+            pb::GenerateAccessTokenRequest { user_id: user_id.to_string(), session_id: session_id.to_string() };
         Ok(issued(self.client.clone().generate_access_token(request).await?.into_inner()))
     }
 

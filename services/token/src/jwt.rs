@@ -55,14 +55,7 @@ pub(crate) fn checked_kid(token: &str, kind: TokenKind) -> Result<String> {
 }
 
 /// Verifies signature, issuer and audience, then the time claims against `now`.
-pub(crate) fn verify(
-    ring: &KeyRing,
-    kid: &str,
-    token: &str,
-    issuer: &str,
-    audience: &str,
-    now: i64,
-) -> Result<Claims> {
+pub(crate) fn verify(ring: &KeyRing, kid: &str, token: &str, issuer: &str, audience: &str, now: i64) -> Result<Claims> {
     let key = ring.verifiers.get(kid).ok_or_else(invalid)?;
     let mut validation = Validation::new(Algorithm::EdDSA);
     validation.set_issuer(&[issuer]);

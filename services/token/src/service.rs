@@ -130,7 +130,10 @@ impl TokenApi for TokenService {
         }
         let s = &self.settings;
         let claims = jwt::verify(&ring, &kid, token, &s.issuer, &s.audience, self.clock.unix())?;
-        let time = |t: i64| OffsetDateTime::from_unix_timestamp(t).map_err(|_| Error::new(ErrorCode::TokenInvalid, "the token is not valid"));
+        let time = |t: i64| {
+            OffsetDateTime::from_unix_timestamp(t)
+                .map_err(|_| Error::new(ErrorCode::TokenInvalid, "the token is not valid"))
+        };
         Ok(VerifiedToken {
             subject: parse_uuid(&claims.sub)?,
             session_id: parse_uuid(&claims.sid)?,

@@ -52,7 +52,9 @@ pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection
         .await
         .with_context(|| "WARDEN_DATABASE_URL: cannot connect to the database")?;
     if config.auto_migrate {
-        warden_common::db::migrate::<Migrator>(&db).await.context("running database migrations")?;
+        warden_common::db::migrate::<Migrator>(&config.database_url, &db)
+            .await
+            .context("running database migrations")?;
     }
     Ok(db)
 }
@@ -71,7 +73,11 @@ fn channel(setting: &str, value: &Option<String>) -> anyhow::Result<tonic::trans
 }
 
 /// Builds the local services a role needs, and remote clients for the others.
-async fn build(config: &Config, role: ServiceRole, clock: &SharedClock) -> anyhow::Result<(LocalServices, Option<Services>)> {
+async fn build(
+    config: &Config,
+    role: ServiceRole,
+    clock: &SharedClock,
+) -> anyhow::Result<(LocalServices, Option<Services>)> {
     let needs_db = role != ServiceRole::Gateway;
     let db = if needs_db { Some(open_database(config).await?) } else { None };
     let redis = if matches!(role, ServiceRole::All | ServiceRole::Auth | ServiceRole::Key) {
@@ -91,7 +97,8 @@ async fn build(config: &Config, role: ServiceRole, clock: &SharedClock) -> anyho
     }
     if runs(ServiceRole::Key) {
         let db = db.clone().expect("database opened");
-        local.keys = Some(Arc::new(KeyService::new(db, redis.clone(), clock.clone(), config.api_key_pepper.clone()).await?));
+        local.keys =
+            Some(Arc::new(KeyService::new(db, redis.clone(), clock.clone(), config.api_key_pepper.clone()).await?));
     }
 
     // Peers: the local service when this process runs it, otherwise a gRPC client.
@@ -104,9 +111,9 @@ async fn build(config: &Config, role: ServiceRole, clock: &SharedClock) -> anyho
     };
     let keys: Option<SharedKeys> = match &local.keys {
         Some(k) => Some(k.clone()),
-        None if matches!(role, ServiceRole::Auth | ServiceRole::Gateway) => Some(Arc::new(
-            warden_key::grpc::RemoteKeys::new(channel("WARDEN_KEY_ENDPOINTS", &config.key_endpoints)?),
-        )),
+        None if matches!(role, ServiceRole::Auth | ServiceRole::Gateway) => {
+            Some(Arc::new(warden_key::grpc::RemoteKeys::new(channel("WARDEN_KEY_ENDPOINTS", &config.key_endpoints)?)))
+        }
         None => None,
     };
     let rbac: Option<SharedRbac> = match &local.rbac {
@@ -157,7 +164,8 @@ async fn build(config: &Config, role: ServiceRole, clock: &SharedClock) -> anyho
 /// Creates the bootstrap admin when configured; in split mode the RBAC service may not be
 /// up yet, so it retries in the background.
 fn bootstrap_admin(config: &Config, auth: Arc<AuthService>) -> Option<JoinHandle<()>> {
-    let (Some(username), Some(password)) = (config.bootstrap_admin_username.clone(), config.bootstrap_admin_password.clone())
+    let (Some(username), Some(password)) =
+        (config.bootstrap_admin_username.clone(), config.bootstrap_admin_password.clone())
     else {
         return None;
     };
@@ -165,7 +173,9 @@ fn bootstrap_admin(config: &Config, auth: Arc<AuthService>) -> Option<JoinHandle
         let password = Secret::new(password);
         loop {
             match auth.bootstrap_admin(&username, &password).await {
-                Ok(true) => return tracing::info!(target: "audit", event = "bootstrap_admin_created", username = %username),
+                Ok(true) => {
+                    return tracing::info!(target: "audit", event = "bootstrap_admin_created", username = %username);
+                }
                 Ok(false) => return,
                 Err(e) if e.code == warden_common::ErrorCode::Unavailable => {
                     tracing::warn!(error = %e, "bootstrap admin: a dependency is not ready; retrying");
@@ -184,14 +194,12 @@ impl Warden {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
 
-        if let Some(auth) = &local.auth {
-            if let Some(task) = bootstrap_admin(&config, auth.clone()) {
-                // All-in-one: finish before serving, so the first login already works.
-                if role == ServiceRole::All {
-                    task.await.ok();
-                } else {
-                    tasks.push(task);
-                }
+        if let Some(task) = local.auth.clone().and_then(|auth| bootstrap_admin(&config, auth)) {
+            // All-in-one: finish before serving, so the first login already works.
+            if role == ServiceRole::All {
+                task.await.ok();
+            } else {
+                tasks.push(task);
             }
         }
 
@@ -259,7 +267,8 @@ async fn serve_grpc(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let auth = local.auth.clone().map(|a| warden_auth::grpc::server(a).max_decoding_message_size(MAX_GRPC_MESSAGE));
-    let tokens = local.tokens.clone().map(|t| warden_token::grpc::server(t).max_decoding_message_size(MAX_GRPC_MESSAGE));
+    let tokens =
+        local.tokens.clone().map(|t| warden_token::grpc::server(t).max_decoding_message_size(MAX_GRPC_MESSAGE));
     let keys = local.keys.clone().map(|k| warden_key::grpc::server(k).max_decoding_message_size(MAX_GRPC_MESSAGE));
     let rbac = local.rbac.clone().map(|r| warden_rbac::grpc::server(r).max_decoding_message_size(MAX_GRPC_MESSAGE));
 

@@ -95,11 +95,9 @@ async fn admin(config: Config, task: AdminTask) -> anyhow::Result<()> {
     let result = match task {
         AdminTask::CreateUser { username, roles } => {
             let password = read_password()?;
-            let user = warden_auth::AuthApi::create_user(
-                auth.as_ref(),
-                warden_auth::NewUser { username, password, roles },
-            )
-            .await?;
+            let user =
+                warden_auth::AuthApi::create_user(auth.as_ref(), warden_auth::NewUser { username, password, roles })
+                    .await?;
             println!("created user {} ({})", user.username, user.id);
             Ok(())
         }

@@ -118,11 +118,8 @@ impl Config {
             .merge(Env::prefixed("WARDEN_").ignore(&["config"]))
             .extract()
             .map_err(|e| {
-                let setting = e
-                    .path
-                    .last()
-                    .map(|k| format!("WARDEN_{}", k.to_uppercase()))
-                    .unwrap_or_else(|| file.clone());
+                let setting =
+                    e.path.last().map(|k| format!("WARDEN_{}", k.to_uppercase())).unwrap_or_else(|| file.clone());
                 bad(&setting, e.kind.to_string())
             })?;
         config.validate()?;
@@ -159,7 +156,10 @@ impl Config {
         }
         self.http_socket_addr()?;
         self.grpc_socket_addr()?;
-        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")) {
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
             return Err(bad("WARDEN_DATABASE_URL", "must start with sqlite:, postgres:// or postgresql://"));
         }
         if let Some(url) = &self.redis_url {
@@ -189,7 +189,10 @@ impl Config {
             return Err(bad("WARDEN_API_KEY_PEPPER", "prod mode needs a secret of at least 32 characters"));
         }
         if self.bootstrap_admin_username.is_some() != self.bootstrap_admin_password.is_some() {
-            return Err(bad("WARDEN_BOOTSTRAP_ADMIN_PASSWORD", "set both the bootstrap username and password, or neither"));
+            return Err(bad(
+                "WARDEN_BOOTSTRAP_ADMIN_PASSWORD",
+                "set both the bootstrap username and password, or neither",
+            ));
         }
         Ok(())
     }
@@ -212,13 +215,7 @@ impl Config {
 
 /// Splits a comma-separated setting, dropping blanks.
 pub fn split_list(value: Option<&str>) -> Vec<String> {
-    value
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    value.unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 #[cfg(test)]

@@ -24,7 +24,9 @@ impl Drop for TelemetryGuard {
 pub fn init(format: LogFormat, service_name: &str) -> TelemetryGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt_layer: Box<dyn Layer<Registry> + Send + Sync> = match format {
-        LogFormat::Json => Box::new(tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(false)),
+        LogFormat::Json => {
+            Box::new(tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(false))
+        }
         LogFormat::Text => Box::new(tracing_subscriber::fmt::layer().with_target(true)),
     };
     let mut guard = TelemetryGuard::default();

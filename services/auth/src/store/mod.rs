@@ -63,8 +63,14 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn create_session(&self, session: &SessionRecord) -> Result<()>;
     async fn get_session(&self, id: Uuid, now: i64) -> Result<Option<SessionRecord>>;
     /// Atomically replaces the refresh hash if `presented_hash` is current.
-    async fn rotate(&self, id: Uuid, presented_hash: &str, new_hash: &str, refresh_expires_at: i64, now: i64)
-    -> Result<Rotation>;
+    async fn rotate(
+        &self,
+        id: Uuid,
+        presented_hash: &str,
+        new_hash: &str,
+        refresh_expires_at: i64,
+        now: i64,
+    ) -> Result<Rotation>;
     async fn delete_session(&self, id: Uuid) -> Result<Option<Uuid>>;
     /// Ends every session of a user except `keep`; returns the ended ids.
     async fn delete_user_sessions(&self, user_id: Uuid, keep: Option<Uuid>) -> Result<Vec<Uuid>>;

@@ -117,7 +117,8 @@ impl SessionStore for RedisStore {
         refresh_expires_at: i64,
         now: i64,
     ) -> Result<Rotation> {
-        let args = vec![presented_hash.to_owned(), new_hash.to_owned(), refresh_expires_at.to_string(), now.to_string()];
+        let args =
+            vec![presented_hash.to_owned(), new_hash.to_owned(), refresh_expires_at.to_string(), now.to_string()];
         let reply: Vec<String> = self.rotate.evalsha_with_reload(&self.client, vec![session_key(id)], args).await?;
         match reply.first().map(String::as_str) {
             Some("rotated") => match self.get_session(id, now).await? {
@@ -182,8 +183,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn record_failure(&self, key: &str, now: i64, p: &LockoutPolicy) -> Result<FailureState> {
-        let args =
-            vec![now, p.threshold, p.base_seconds, p.max_seconds, p.memory_seconds()].into_iter().map(|v| v.to_string());
+        let args = vec![now, p.threshold, p.base_seconds, p.max_seconds, p.memory_seconds()]
+            .into_iter()
+            .map(|v| v.to_string());
         let (failures, locked_until): (i64, i64) =
             self.fail.evalsha_with_reload(&self.client, vec![failure_key(key)], args.collect::<Vec<_>>()).await?;
         Ok(FailureState { failures, locked_until: if locked_until > now { locked_until } else { 0 } })

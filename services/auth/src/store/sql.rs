@@ -136,9 +136,10 @@ impl SessionStore for SqlStore {
     async fn failure_state(&self, key: &str, now: i64) -> Result<FailureState> {
         let row = login_failure::Entity::find_by_id(sha256_hex(key)).one(&self.db).await?;
         Ok(match row {
-            Some(r) if r.expires_at > now => {
-                FailureState { failures: r.failures, locked_until: if r.locked_until > now { r.locked_until } else { 0 } }
-            }
+            Some(r) if r.expires_at > now => FailureState {
+                failures: r.failures,
+                locked_until: if r.locked_until > now { r.locked_until } else { 0 },
+            },
             _ => FailureState { failures: 0, locked_until: 0 },
         })
     }

@@ -52,7 +52,10 @@ pub(crate) struct CreateUserBody {
 }
 
 pub(crate) async fn create_user(State(state): State<AppState>, Json(b): Json<CreateUserBody>) -> ApiResult<Response> {
-    let user = state.auth.create_user(NewUser { username: b.username, password: Secret::new(b.password), roles: b.roles }).await?;
+    let user = state
+        .auth
+        .create_user(NewUser { username: b.username, password: Secret::new(b.password), roles: b.roles })
+        .await?;
     Ok(no_store(StatusCode::CREATED, UserBody::from(user)))
 }
 
@@ -101,7 +104,8 @@ pub(crate) struct CreateRoleBody {
 }
 
 pub(crate) async fn create_role(State(state): State<AppState>, Json(b): Json<CreateRoleBody>) -> ApiResult<Response> {
-    let role = state.rbac.create_role(NewRole { name: b.name, permissions: b.permissions, inherits: b.inherits }).await?;
+    let role =
+        state.rbac.create_role(NewRole { name: b.name, permissions: b.permissions, inherits: b.inherits }).await?;
     tracing::info!(target: "audit", event = "role_created", role = %role.name);
     Ok(no_store(StatusCode::CREATED, RoleBody::from(role)))
 }

@@ -22,7 +22,8 @@ struct MeBody {
 pub(crate) async fn me(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult<Response> {
     let p = &caller.principal;
     let roles = state.rbac.get_user_roles(p.user_id).await?;
-    let body = MeBody { id: p.user_id, username: p.username.clone(), roles: roles.roles, permissions: roles.permissions };
+    let body =
+        MeBody { id: p.user_id, username: p.username.clone(), roles: roles.roles, permissions: roles.permissions };
     Ok(crate::handlers::session::no_store(StatusCode::OK, body))
 }
 
@@ -47,7 +48,8 @@ pub(crate) async fn authorize(
 ) -> ApiResult<Response> {
     let p = &caller.principal;
     let decisions = state.rbac.check_permissions(p.user_id, std::slice::from_ref(&body.permission), p.scopes()).await?;
-    let d = decisions.into_iter().next().ok_or_else(|| Error::internal(anyhow::anyhow!("rbac answered no decision")))?;
+    let d =
+        decisions.into_iter().next().ok_or_else(|| Error::internal(anyhow::anyhow!("rbac answered no decision")))?;
     if !d.allowed {
         tracing::info!(target: "audit", event = "access_denied", user_id = %p.user_id, permission = %body.permission, reason = %d.reason);
     }
@@ -63,14 +65,21 @@ pub(crate) struct VerifyQuery {
 
 /// Forward-auth for nginx `auth_request`, Traefik and Envoy: 200 with `X-Warden-Subject`,
 /// 401 or 403. Without `permission` it only authenticates.
-pub(crate) async fn verify(State(state): State<AppState>, Query(q): Query<VerifyQuery>, headers: HeaderMap) -> ApiResult<Response> {
+pub(crate) async fn verify(
+    State(state): State<AppState>,
+    Query(q): Query<VerifyQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let caller = access::authenticate(&state, &headers).await?.ok_or_else(access::unauthenticated)?;
     if let Some(permission) = q.permission.as_deref() {
         access::require(&state, &caller, permission).await?;
     }
     let mut response = StatusCode::OK.into_response();
     let headers = response.headers_mut();
-    headers.insert("x-warden-subject", HeaderValue::from_str(&caller.principal.user_id.to_string()).expect("uuid is ascii"));
+    headers.insert(
+        "x-warden-subject",
+        HeaderValue::from_str(&caller.principal.user_id.to_string()).expect("uuid is ascii"),
+    );
     if let Ok(name) = HeaderValue::from_str(&caller.principal.username) {
         headers.insert("x-warden-username", name);
     }

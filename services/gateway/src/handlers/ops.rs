@@ -9,7 +9,8 @@ use warden_common::{Error, ErrorCode};
 pub(crate) async fn jwks(State(state): State<AppState>) -> ApiResult<Response> {
     let keys = state.tokens.jwks().await?;
     // Short public caching: rotation publishes the new key before it signs anything.
-    Ok(([(header::CACHE_CONTROL, "public, max-age=60")], axum::Json(serde_json::json!({ "keys": keys }))).into_response())
+    Ok(([(header::CACHE_CONTROL, "public, max-age=60")], axum::Json(serde_json::json!({ "keys": keys })))
+        .into_response())
 }
 
 pub(crate) async fn openid_configuration(State(state): State<AppState>) -> Response {

@@ -100,7 +100,10 @@ struct SessionBody {
     current: bool,
 }
 
-pub(crate) async fn list_sessions(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult<Response> {
+pub(crate) async fn list_sessions(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Response> {
     let Credential::AccessToken(token) = &caller.credential else { return Err(unauthenticated()) };
     let sessions = state.auth.list_sessions(token).await?;
     let items: Vec<SessionBody> = sessions

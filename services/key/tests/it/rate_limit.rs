@@ -16,7 +16,8 @@ async fn replicas(env: &Env) -> Vec<KeyService> {
 
 async fn limit_boundary_and_refill(env: &Env) {
     let replicas = replicas(env).await;
-    let created = create(&replicas[0], NewApiKey { rate_limit_per_minute: Some(3), ..new_key(Uuid::new_v4(), "k") }).await;
+    let created =
+        create(&replicas[0], NewApiKey { rate_limit_per_minute: Some(3), ..new_key(Uuid::new_v4(), "k") }).await;
     assert_eq!(created.key.rate_limit_per_minute, 3);
     let secret = created.secret.expose();
     let on = |i: usize| &replicas[i % replicas.len()];

@@ -61,6 +61,8 @@ async fn no_validation_succeeds_after_revoke_returns(env: &Env) {
                 } else if result.is_ok() {
                     before.fetch_add(1, Ordering::SeqCst);
                 }
+                // A cached answer completes without awaiting anything; let the other tasks run.
+                tokio::task::yield_now().await;
             }
             after
         }));
@@ -108,9 +110,8 @@ async fn redis_down_fails_closed() {
         return;
     };
     let redis = env.redis().await.expect("redis");
-    let keys = warden_key::KeyService::new(env.db.clone(), Some(redis.clone()), env.clock(), None)
-        .await
-        .expect("service");
+    let keys =
+        warden_key::KeyService::new(env.db.clone(), Some(redis.clone()), env.clock(), None).await.expect("service");
     let created = create(&keys, new_key(Uuid::new_v4(), "k")).await;
     keys.validate_api_key(created.secret.expose()).await.expect("valid");
     assert!(keys.ready().await);
@@ -118,4 +119,21 @@ async fn redis_down_fails_closed() {
     let e = assert_code(keys.validate_api_key(created.secret.expose()).await, ErrorCode::Unavailable);
     assert!(e.retry_after.is_some());
     assert!(!keys.ready().await);
+}
+
+/// A replica that has not heard the revocation message yet still refuses the key: the
+/// validation script checks the revocation marker (set here by hand, as another replica would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_marker_is_checked_on_every_validation() {
+    let Some(env) = Env::postgres_redis("revocation_marker_is_checked_on_every_validation").await else {
+        return;
+    };
+    let keys = env.replica().await;
+    let created = create(&keys, new_key(Uuid::new_v4(), "k")).await;
+    let secret = created.secret.expose();
+    keys.validate_api_key(secret).await.expect("valid, and cached");
+    let redis = env.redis().await.expect("redis");
+    let marker = format!("warden:revoked:key:{{{}}}", created.key.id);
+    let _: () = redis.set(&marker, "1", Some(Expiration::EX(60)), None, false).await.expect("set");
+    assert_code(keys.validate_api_key(secret).await, ErrorCode::KeyRevoked);
 }

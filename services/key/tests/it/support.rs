@@ -26,19 +26,21 @@ pub(crate) struct Env {
 
 impl Env {
     pub(crate) async fn sqlite() -> Env {
+        crate::logs::capture();
         let url = warden_common::testing::sqlite_url();
         let path = url.trim_start_matches("sqlite://").split('?').next().map(PathBuf::from);
         let db = warden_common::db::connect(&url).await.expect("open sqlite");
-        warden_common::db::migrate::<Migrator>(&db).await.expect("migrate");
+        warden_common::db::migrate::<Migrator>(&url, &db).await.expect("migrate");
         Env { db, redis_url: None, clock: Arc::default(), sqlite_path: path }
     }
 
     /// PostgreSQL + Redis, or `None` when either is not configured (the skip is printed).
     pub(crate) async fn postgres_redis(test: &str) -> Option<Env> {
+        crate::logs::capture();
         let redis_url = warden_common::testing::redis_url(test)?;
         let url = warden_common::testing::postgres_url(test).await?;
         let db = warden_common::db::connect(&url).await.expect("connect postgres");
-        warden_common::db::migrate::<Migrator>(&db).await.expect("migrate");
+        warden_common::db::migrate::<Migrator>(&url, &db).await.expect("migrate");
         Some(Env { db, redis_url: Some(redis_url), clock: Arc::default(), sqlite_path: None })
     }
 

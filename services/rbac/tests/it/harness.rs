@@ -32,7 +32,7 @@ impl Backend {
             Backend::Sqlite | Backend::Grpc => testing::sqlite_url(),
             Backend::Postgres => testing::postgres_url(test).await?,
         };
-        db::migrate::<Migrator>(&connect(&url).await).await.expect("migrate");
+        db::migrate::<Migrator>(&url, &connect(&url).await).await.expect("migrate");
         Some(url)
     }
 

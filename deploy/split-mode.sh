@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Starts every Warden service as its own process against PostgreSQL and Redis on loopback:
+# token, rbac, key and auth on gRPC ports 50061-50064, the gateway on HTTP 8080.
+# Usage: deploy/split-mode.sh [path/to/warden]   (Ctrl-C stops them all)
+set -euo pipefail
+WARDEN=${1:-target/release/warden}
+export WARDEN_DATABASE_URL=${WARDEN_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/warden}
+export WARDEN_REDIS_URL=${WARDEN_REDIS_URL:-redis://127.0.0.1:6379}
+export WARDEN_TOKEN_ENDPOINTS=http://127.0.0.1:50061
+export WARDEN_RBAC_ENDPOINTS=http://127.0.0.1:50062
+export WARDEN_KEY_ENDPOINTS=http://127.0.0.1:50063
+export WARDEN_AUTH_ENDPOINTS=http://127.0.0.1:50064
+
+db=${WARDEN_DATABASE_URL##*/}
+psql "${WARDEN_DATABASE_URL%/*}/postgres" -Atqc "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 ||
+  psql "${WARDEN_DATABASE_URL%/*}/postgres" -qc "CREATE DATABASE \"$db\""
+"$WARDEN" migrate
+
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait' EXIT INT TERM
+WARDEN_GRPC_ADDR=127.0.0.1:50061 "$WARDEN" serve --service token & pids+=($!)
+WARDEN_GRPC_ADDR=127.0.0.1:50062 "$WARDEN" serve --service rbac & pids+=($!)
+WARDEN_GRPC_ADDR=127.0.0.1:50063 "$WARDEN" serve --service key & pids+=($!)
+WARDEN_GRPC_ADDR=127.0.0.1:50064 "$WARDEN" serve --service auth & pids+=($!)
+WARDEN_HTTP_ADDR=127.0.0.1:8080 "$WARDEN" serve --service gateway & pids+=($!)
+wait -n
