@@ -113,6 +113,18 @@ impl TestWarden {
         }
     }
 
+    /// The in-process services of the process that runs them (all-in-one, or each split service).
+    pub fn local(&self) -> warden::LocalServices {
+        let mut all = warden::LocalServices::default();
+        for p in &self.processes {
+            all.auth = all.auth.or(p.local.auth.clone());
+            all.tokens = all.tokens.or(p.local.tokens.clone());
+            all.keys = all.keys.or(p.local.keys.clone());
+            all.rbac = all.rbac.or(p.local.rbac.clone());
+        }
+        all
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
     }

@@ -40,6 +40,8 @@ pub(crate) mod session {
         pub(crate) expires_at: i64,
         pub(crate) refresh_expires_at: i64,
         pub(crate) last_refreshed_at: i64,
+        pub(crate) previous_hash: Option<String>,
+        pub(crate) rotated_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

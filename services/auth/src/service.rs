@@ -12,12 +12,13 @@ use warden_common::secret::{Secret, sha256_hex};
 use warden_common::{Config, Error, ErrorCode, Result};
 use warden_key::{CreatedApiKey, NewApiKey, SharedKeys};
 use warden_rbac::SharedRbac;
-use warden_token::{SharedTokens, TokenKind};
+use warden_token::{SharedTokens, TokenKind, TokenSeed, VerifiedToken};
 
 #[derive(Clone, Debug)]
 pub struct AuthSettings {
     pub refresh_ttl: i64,
     pub session_max_age: i64,
+    pub refresh_replay_window: i64,
     pub lockout: LockoutPolicy,
     pub password_min_length: usize,
 }
@@ -27,6 +28,7 @@ impl From<&Config> for AuthSettings {
         AuthSettings {
             refresh_ttl: c.refresh_token_ttl,
             session_max_age: c.session_max_age,
+            refresh_replay_window: c.refresh_replay_window,
             lockout: LockoutPolicy {
                 threshold: c.lockout_threshold,
                 base_seconds: c.lockout_seconds,
@@ -56,6 +58,10 @@ pub struct AuthService {
 
 pub(crate) fn invalid_credentials() -> Error {
     Error::new(ErrorCode::InvalidCredentials, "the username or password is incorrect")
+}
+
+fn session_expired() -> Error {
+    Error::new(ErrorCode::SessionExpired, "the session has expired; log in again")
 }
 
 fn session_ended() -> Error {
@@ -98,8 +104,8 @@ impl AuthService {
         let expires_at = now + self.settings.session_max_age;
         let refresh_expires_at = (now + self.settings.refresh_ttl).min(expires_at);
         let refresh =
-            self.peers.tokens.generate_refresh_token(user_id, session_id, Some(refresh_expires_at - now)).await?;
-        let access = self.peers.tokens.generate_access_token(user_id, session_id).await?;
+            self.peers.tokens.generate_refresh_token(user_id, session_id, Some(refresh_expires_at - now), None).await?;
+        let access = self.peers.tokens.generate_access_token(user_id, session_id, None).await?;
         let record = SessionRecord {
             id: session_id,
             user_id,
@@ -108,6 +114,8 @@ impl AuthService {
             expires_at,
             refresh_expires_at,
             last_refreshed_at: now,
+            previous_hash: None,
+            rotated_at: 0,
         };
         self.store.create_session(&record).await?;
         Ok(TokenPair {
@@ -116,6 +124,60 @@ impl AuthService {
             expires_in: access.expires_in,
             refresh_expires_in: refresh_expires_at - now,
         })
+    }
+
+    /// The token pair that replaces `presented`. Its `jti`s derive from the presented
+    /// token's hash and its `iat` from the rotation time, so issuing it again inside the
+    /// replay window yields the very same tokens (Ed25519 signatures are deterministic).
+    async fn successor(
+        &self,
+        token: &VerifiedToken,
+        presented: &str,
+        rotated_at: i64,
+        refresh_expires_at: i64,
+    ) -> Result<TokenPair> {
+        let seed = |tag: &str| TokenSeed {
+            jti: sha256_hex(&format!("{presented}:{tag}"))[..32].to_owned(),
+            issued_at: rotated_at,
+        };
+        let tokens = &self.peers.tokens;
+        let ttl = refresh_expires_at - rotated_at;
+        let refresh =
+            tokens.generate_refresh_token(token.subject, token.session_id, Some(ttl), Some(seed("r"))).await?;
+        let access = tokens.generate_access_token(token.subject, token.session_id, Some(seed("a"))).await?;
+        Ok(TokenPair {
+            access_token: access.token,
+            refresh_token: refresh.token,
+            expires_in: access.expires_in,
+            refresh_expires_in: (refresh_expires_at - self.clock.unix()).max(0),
+        })
+    }
+
+    /// A live session's refresh token that is not current: the one just rotated (inside the
+    /// replay window) gets the same successor again; anything older is reuse of a stolen or
+    /// leaked token, and the whole session ends.
+    async fn replay_or_revoke(
+        &self,
+        token: &VerifiedToken,
+        presented: &str,
+        current: SessionRecord,
+        now: i64,
+    ) -> Result<TokenPair> {
+        let just_rotated = current.previous_hash.as_deref() == Some(presented)
+            && now - current.rotated_at <= self.settings.refresh_replay_window;
+        if just_rotated {
+            let again = self.successor(token, presented, current.rotated_at, current.refresh_expires_at).await?;
+            // Only hand it out if it really is the session's current token (it is not if
+            // the signing key rotated in between); otherwise the client must log in again.
+            if sha256_hex(&again.refresh_token) == current.refresh_hash {
+                tracing::info!(target: "audit", event = "refresh_replayed", user_id = %token.subject, session_id = %token.session_id);
+                return Ok(again);
+            }
+            return Err(Error::new(ErrorCode::RefreshFailed, "the refresh token was just rotated; use its successor"));
+        }
+        self.store.delete_session(token.session_id).await?;
+        tracing::warn!(target: "audit", event = "refresh_token_reuse", user_id = %token.subject, session_id = %token.session_id);
+        Err(Error::new(ErrorCode::TokenRevoked, "the refresh token was already used; the session is revoked"))
     }
 
     /// Ends sessions and says so in the audit log.
@@ -193,46 +255,32 @@ impl AuthApi for AuthService {
     async fn refresh(&self, refresh_token: &Secret) -> Result<TokenPair> {
         let token = match self.peers.tokens.verify_token(refresh_token.expose(), TokenKind::Refresh).await {
             Ok(t) => t,
-            Err(e) if e.code == ErrorCode::TokenExpired => {
-                return Err(Error::new(ErrorCode::SessionExpired, "the session has expired; log in again"));
-            }
+            Err(e) if e.code == ErrorCode::TokenExpired => return Err(session_expired()),
             Err(e) if e.code == ErrorCode::TokenInvalid => {
                 return Err(Error::new(ErrorCode::RefreshFailed, "the refresh token is not usable"));
             }
             Err(e) => return Err(e),
         };
         let now = self.clock.unix();
-        let session = self.store.get_session(token.session_id, now).await?;
-        let Some(session) = session else {
-            return Err(session_ended());
+        let Some(session) = self.store.get_session(token.session_id, now).await? else {
+            // The refresh token's exp is the session's end: past it, the session expired
+            // (inside the verification leeway); before it, the session was ended.
+            return Err(if now >= token.expires_at.unix_timestamp() { session_expired() } else { session_ended() });
         };
-        let refresh_expires_at = (now + self.settings.refresh_ttl).min(session.expires_at);
-        let next = self
-            .peers
-            .tokens
-            .generate_refresh_token(token.subject, token.session_id, Some(refresh_expires_at - now))
-            .await?;
         let presented = sha256_hex(refresh_token.expose());
-        let rotation =
-            self.store.rotate(token.session_id, &presented, &sha256_hex(&next.token), refresh_expires_at, now).await?;
+        let refresh_expires_at = (now + self.settings.refresh_ttl).min(session.expires_at);
+        let next = self.successor(&token, &presented, now, refresh_expires_at).await?;
+        let rotation = self
+            .store
+            .rotate(token.session_id, &presented, &sha256_hex(&next.refresh_token), refresh_expires_at, now)
+            .await?;
         match rotation {
             Rotation::Rotated(_) => {
-                let access = self.peers.tokens.generate_access_token(token.subject, token.session_id).await?;
                 tracing::info!(target: "audit", event = "token_refreshed", user_id = %token.subject, session_id = %token.session_id);
-                Ok(TokenPair {
-                    access_token: access.token,
-                    refresh_token: next.token,
-                    expires_in: access.expires_in,
-                    refresh_expires_in: refresh_expires_at - now,
-                })
+                Ok(next)
             }
-            Rotation::Reused { user_id } => {
-                // A rotated token came back: whoever holds it, the family is no longer safe.
-                self.store.delete_session(token.session_id).await?;
-                tracing::warn!(target: "audit", event = "refresh_token_reuse", user_id = %user_id, session_id = %token.session_id);
-                Err(Error::new(ErrorCode::TokenRevoked, "the refresh token was already used; the session is revoked"))
-            }
-            Rotation::Expired => Err(Error::new(ErrorCode::SessionExpired, "the session has expired; log in again")),
+            Rotation::NotCurrent(current) => self.replay_or_revoke(&token, &presented, current, now).await,
+            Rotation::Expired => Err(session_expired()),
             Rotation::Missing => Err(session_ended()),
         }
     }

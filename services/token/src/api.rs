@@ -53,11 +53,29 @@ pub struct Jwk {
     pub use_: String,
 }
 
+/// Fixes a token's `jti` and `iat` so that issuing twice yields the same token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenSeed {
+    pub jti: String,
+    pub issued_at: i64,
+}
+
 #[async_trait::async_trait]
 pub trait TokenApi: Send + Sync + 'static {
-    async fn generate_access_token(&self, user_id: Uuid, session_id: Uuid) -> Result<IssuedToken>;
+    async fn generate_access_token(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        seed: Option<TokenSeed>,
+    ) -> Result<IssuedToken>;
     /// `ttl`: lifetime in seconds; `None` means the configured refresh token TTL.
-    async fn generate_refresh_token(&self, user_id: Uuid, session_id: Uuid, ttl: Option<i64>) -> Result<IssuedToken>;
+    async fn generate_refresh_token(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        ttl: Option<i64>,
+        seed: Option<TokenSeed>,
+    ) -> Result<IssuedToken>;
     /// Checks signature, `alg`, `typ`, `kid`, `iss`, `aud`, `exp`, `nbf`. Not session liveness.
     async fn verify_token(&self, token: &str, kind: TokenKind) -> Result<VerifiedToken>;
     async fn jwks(&self) -> Result<Vec<Jwk>>;

@@ -1,6 +1,6 @@
 //! The gRPC edge of the token service: the server adapter and the remote client. Prost
 //! types stop here; both sides convert to the domain types of [`crate::api`].
-use crate::api::{IssuedToken, Jwk, SharedTokens, TokenApi, TokenKind, VerifiedToken};
+use crate::api::{IssuedToken, Jwk, SharedTokens, TokenApi, TokenKind, TokenSeed, VerifiedToken};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -35,6 +35,14 @@ fn kind_to_proto(k: TokenKind) -> pb::TokenType {
     }
 }
 
+fn seed(jti: String, issued_at: i64) -> Option<TokenSeed> {
+    (!jti.is_empty()).then_some(TokenSeed { jti, issued_at })
+}
+
+fn seed_fields(seed: Option<TokenSeed>) -> (String, i64) {
+    seed.map(|s| (s.jti, s.issued_at)).unwrap_or_default()
+}
+
 impl From<IssuedToken> for pb::GeneratedToken {
     fn from(t: IssuedToken) -> Self {
         pb::GeneratedToken {
@@ -59,9 +67,10 @@ impl TokenRpc for TokenGrpc {
         request: Request<pb::GenerateAccessTokenRequest>,
     ) -> Result<Response<pb::GeneratedToken>, Status> {
         let r = request.into_inner();
+        let seed = seed(r.jti, r.issued_at);
         let token = self
             .0
-            .generate_access_token(uuid_arg("user_id", &r.user_id)?, uuid_arg("session_id", &r.session_id)?)
+            .generate_access_token(uuid_arg("user_id", &r.user_id)?, uuid_arg("session_id", &r.session_id)?, seed)
             .await?;
         Ok(Response::new(token.into()))
     }
@@ -72,9 +81,10 @@ impl TokenRpc for TokenGrpc {
     ) -> Result<Response<pb::GeneratedToken>, Status> {
         let r = request.into_inner();
         let ttl = (r.ttl_seconds > 0).then_some(r.ttl_seconds);
+        let seed = seed(r.jti, r.issued_at);
         let token = self
             .0
-            .generate_refresh_token(uuid_arg("user_id", &r.user_id)?, uuid_arg("session_id", &r.session_id)?, ttl)
+            .generate_refresh_token(uuid_arg("user_id", &r.user_id)?, uuid_arg("session_id", &r.session_id)?, ttl, seed)
             .await?;
         Ok(Response::new(token.into()))
     }
@@ -136,17 +146,36 @@ fn peer_uuid(value: &str) -> Result<Uuid> {
 
 #[async_trait::async_trait]
 impl TokenApi for RemoteTokens {
-    async fn generate_access_token(&self, user_id: Uuid, session_id: Uuid) -> Result<IssuedToken> {
-        let request =
-            pb::GenerateAccessTokenRequest { user_id: user_id.to_string(), session_id: session_id.to_string() };
+    async fn generate_access_token(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        seed: Option<TokenSeed>,
+    ) -> Result<IssuedToken> {
+        let (jti, issued_at) = seed_fields(seed);
+        let request = pb::GenerateAccessTokenRequest {
+            user_id: user_id.to_string(),
+            session_id: session_id.to_string(),
+            jti,
+            issued_at,
+        };
         Ok(issued(self.client.clone().generate_access_token(request).await?.into_inner()))
     }
 
-    async fn generate_refresh_token(&self, user_id: Uuid, session_id: Uuid, ttl: Option<i64>) -> Result<IssuedToken> {
+    async fn generate_refresh_token(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        ttl: Option<i64>,
+        seed: Option<TokenSeed>,
+    ) -> Result<IssuedToken> {
+        let (jti, issued_at) = seed_fields(seed);
         let request = pb::GenerateRefreshTokenRequest {
             user_id: user_id.to_string(),
             session_id: session_id.to_string(),
             ttl_seconds: ttl.unwrap_or(0),
+            jti,
+            issued_at,
         };
         Ok(issued(self.client.clone().generate_refresh_token(request).await?.into_inner()))
     }

@@ -8,7 +8,7 @@ mod migrations;
 mod service;
 mod signing_key;
 
-pub use api::{IssuedToken, Jwk, SharedTokens, TokenApi, TokenKind, VerifiedToken};
+pub use api::{IssuedToken, Jwk, SharedTokens, TokenApi, TokenKind, TokenSeed, VerifiedToken};
 pub use jwt::{LEEWAY_SECONDS, MAX_TOKEN_BYTES};
 pub use migrations::migrations;
 pub use service::{TokenService, TokenSettings};

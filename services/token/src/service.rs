@@ -1,5 +1,5 @@
 //! TokenService: issues and verifies access and refresh tokens with the current keys.
-use crate::api::{IssuedToken, Jwk, TokenApi, TokenKind, VerifiedToken};
+use crate::api::{IssuedToken, Jwk, TokenApi, TokenKind, TokenSeed, VerifiedToken};
 use crate::jwt::{self, Claims, LEEWAY_SECONDS};
 use crate::keyring::{KeyRing, KeyStore};
 use sea_orm::DatabaseConnection;
@@ -69,21 +69,32 @@ impl TokenService {
         Ok(())
     }
 
-    fn issue(&self, kind: TokenKind, user_id: Uuid, session_id: Uuid, ttl: i64) -> Result<IssuedToken> {
-        let now = self.clock.unix();
+    fn issue(
+        &self,
+        kind: TokenKind,
+        user_id: Uuid,
+        session_id: Uuid,
+        ttl: i64,
+        seed: Option<TokenSeed>,
+    ) -> Result<IssuedToken> {
+        let seed = seed
+            .unwrap_or_else(|| TokenSeed { jti: Uuid::new_v4().simple().to_string(), issued_at: self.clock.unix() });
+        let now = seed.issued_at;
         let claims = Claims {
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone(),
             sub: user_id.to_string(),
             sid: session_id.to_string(),
-            jti: Uuid::new_v4().simple().to_string(),
+            jti: seed.jti,
             iat: now,
             nbf: now,
             exp: now + ttl,
         };
         let token = jwt::sign(&self.ring(), kind, &claims)?;
         let expires_at = OffsetDateTime::from_unix_timestamp(claims.exp).map_err(Error::internal)?;
-        Ok(IssuedToken { token, jti: claims.jti, expires_at, expires_in: ttl })
+        // Relative to the real now, so a reissued token reports the time it has left.
+        let expires_in = (claims.exp - self.clock.unix()).max(0);
+        Ok(IssuedToken { token, jti: claims.jti, expires_at, expires_in })
     }
 
     /// How long a retired key must keep verifying: the longest token lifetime plus leeway.
@@ -108,13 +119,24 @@ fn parse_uuid(s: &str) -> Result<Uuid> {
 
 #[async_trait::async_trait]
 impl TokenApi for TokenService {
-    async fn generate_access_token(&self, user_id: Uuid, session_id: Uuid) -> Result<IssuedToken> {
-        self.issue(TokenKind::Access, user_id, session_id, self.settings.access_ttl)
+    async fn generate_access_token(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        seed: Option<TokenSeed>,
+    ) -> Result<IssuedToken> {
+        self.issue(TokenKind::Access, user_id, session_id, self.settings.access_ttl, seed)
     }
 
-    async fn generate_refresh_token(&self, user_id: Uuid, session_id: Uuid, ttl: Option<i64>) -> Result<IssuedToken> {
+    async fn generate_refresh_token(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        ttl: Option<i64>,
+        seed: Option<TokenSeed>,
+    ) -> Result<IssuedToken> {
         let ttl = ttl.filter(|t| *t > 0).unwrap_or(self.settings.refresh_ttl);
-        self.issue(TokenKind::Refresh, user_id, session_id, ttl)
+        self.issue(TokenKind::Refresh, user_id, session_id, ttl, seed)
     }
 
     async fn verify_token(&self, token: &str, kind: TokenKind) -> Result<VerifiedToken> {

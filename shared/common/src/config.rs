@@ -37,6 +37,9 @@ pub struct Config {
     pub access_token_ttl: i64,
     pub refresh_token_ttl: i64,
     pub session_max_age: i64,
+    /// Seconds after a rotation during which the old refresh token returns the same
+    /// successor instead of counting as reuse (lost answers, concurrent refreshes).
+    pub refresh_replay_window: i64,
     pub lockout_threshold: i64,
     pub lockout_seconds: i64,
     pub lockout_max_seconds: i64,
@@ -73,6 +76,7 @@ impl Default for Config {
             access_token_ttl: 900,
             refresh_token_ttl: 1_209_600,
             session_max_age: 2_592_000,
+            refresh_replay_window: 10,
             lockout_threshold: 5,
             lockout_seconds: 60,
             lockout_max_seconds: 900,
@@ -143,6 +147,9 @@ impl Config {
         }
         if self.lockout_max_seconds < self.lockout_seconds {
             return Err(bad("WARDEN_LOCKOUT_MAX_SECONDS", "must be at least WARDEN_LOCKOUT_SECONDS"));
+        }
+        if !(0..=300).contains(&self.refresh_replay_window) {
+            return Err(bad("WARDEN_REFRESH_REPLAY_WINDOW", "must be between 0 and 300 seconds"));
         }
         if !(0..=4).contains(&self.password_min_strength) {
             return Err(bad("WARDEN_PASSWORD_MIN_STRENGTH", "must be between 0 and 4"));

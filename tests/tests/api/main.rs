@@ -2,6 +2,8 @@
 mod grpc;
 mod input;
 mod jwt;
+mod keys_rotation;
 mod lockout;
 mod login;
+mod refresh;
 mod split;

@@ -13,6 +13,8 @@ enum Sessions {
     ExpiresAt,
     RefreshExpiresAt,
     LastRefreshedAt,
+    PreviousHash,
+    RotatedAt,
 }
 
 #[async_trait::async_trait]
@@ -30,6 +32,8 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Sessions::ExpiresAt).big_integer().not_null())
                     .col(ColumnDef::new(Sessions::RefreshExpiresAt).big_integer().not_null())
                     .col(ColumnDef::new(Sessions::LastRefreshedAt).big_integer().not_null())
+                    .col(ColumnDef::new(Sessions::PreviousHash).string().null())
+                    .col(ColumnDef::new(Sessions::RotatedAt).big_integer().not_null().default(0))
                     .to_owned(),
             )
             .await?;

@@ -24,6 +24,10 @@ pub struct SessionRecord {
     /// Idle end (`WARDEN_REFRESH_TOKEN_TTL` after the last refresh).
     pub refresh_expires_at: i64,
     pub last_refreshed_at: i64,
+    /// Hash of the refresh token the last rotation replaced, for the replay window.
+    pub previous_hash: Option<String>,
+    /// When the last rotation happened (0 if never).
+    pub rotated_at: i64,
 }
 
 impl SessionRecord {
@@ -41,9 +45,10 @@ impl SessionRecord {
 pub enum Rotation {
     /// The token was current; the session now holds the new hash.
     Rotated(SessionRecord),
-    /// The session exists but the token is not its current one: an old, already rotated
-    /// token was replayed. The caller revokes the session.
-    Reused { user_id: Uuid },
+    /// The session is live but the token is not its current one: either the token just
+    /// rotated (a lost answer, or a concurrent refresh: inside the replay window the caller
+    /// returns the same successor) or an old token came back (the caller revokes).
+    NotCurrent(SessionRecord),
     /// The session ended (idle or absolute age).
     Expired,
     /// No such session: revoked, logged out or never existed.

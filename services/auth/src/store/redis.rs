@@ -16,8 +16,8 @@ if now >= tonumber(v[2]) or now >= tonumber(v[3]) then
   redis.call('DEL', KEYS[1])
   return {'expired'}
 end
-if v[1] ~= ARGV[1] then return {'reused', v[4]} end
-redis.call('HSET', KEYS[1], 'rh', ARGV[2], 're', ARGV[3], 'lr', ARGV[4])
+if v[1] ~= ARGV[1] then return {'notcurrent'} end
+redis.call('HSET', KEYS[1], 'rh', ARGV[2], 're', ARGV[3], 'lr', ARGV[4], 'ph', ARGV[1], 'rt', ARGV[4])
 redis.call('EXPIREAT', KEYS[1], math.min(tonumber(ARGV[3]), tonumber(v[2])))
 return {'rotated'}
 "#;
@@ -71,6 +71,8 @@ fn parse_session(id: Uuid, fields: HashMap<String, String>) -> Option<SessionRec
         expires_at: int("e")?,
         refresh_expires_at: int("re")?,
         last_refreshed_at: int("lr")?,
+        previous_hash: fields.get("ph").cloned(),
+        rotated_at: int("rt").unwrap_or(0),
     })
 }
 
@@ -120,18 +122,16 @@ impl SessionStore for RedisStore {
         let args =
             vec![presented_hash.to_owned(), new_hash.to_owned(), refresh_expires_at.to_string(), now.to_string()];
         let reply: Vec<String> = self.rotate.evalsha_with_reload(&self.client, vec![session_key(id)], args).await?;
-        match reply.first().map(String::as_str) {
-            Some("rotated") => match self.get_session(id, now).await? {
-                Some(record) => Ok(Rotation::Rotated(record)),
-                None => Ok(Rotation::Missing),
-            },
-            Some("reused") => {
-                let user_id = reply.get(1).and_then(|u| Uuid::parse_str(u).ok()).ok_or_else(corrupt)?;
-                Ok(Rotation::Reused { user_id })
-            }
-            Some("expired") => Ok(Rotation::Expired),
-            _ => Ok(Rotation::Missing),
+        let outcome = reply.first().map(String::as_str);
+        if outcome == Some("expired") {
+            return Ok(Rotation::Expired);
         }
+        let Some(record) = self.get_session(id, now).await? else { return Ok(Rotation::Missing) };
+        Ok(match outcome {
+            Some("rotated") => Rotation::Rotated(record),
+            Some("notcurrent") => Rotation::NotCurrent(record),
+            _ => Rotation::Missing,
+        })
     }
 
     async fn delete_session(&self, id: Uuid) -> Result<Option<Uuid>> {

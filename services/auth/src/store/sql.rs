@@ -51,6 +51,8 @@ fn record(m: session::Model) -> SessionRecord {
         expires_at: m.expires_at,
         refresh_expires_at: m.refresh_expires_at,
         last_refreshed_at: m.last_refreshed_at,
+        previous_hash: m.previous_hash,
+        rotated_at: m.rotated_at,
     }
 }
 
@@ -65,6 +67,8 @@ impl SessionStore for SqlStore {
             expires_at: Set(s.expires_at),
             refresh_expires_at: Set(s.refresh_expires_at),
             last_refreshed_at: Set(s.last_refreshed_at),
+            previous_hash: Set(s.previous_hash.clone()),
+            rotated_at: Set(s.rotated_at),
         }
         .insert(&self.db)
         .await?;
@@ -89,6 +93,8 @@ impl SessionStore for SqlStore {
             .col_expr(session::Column::RefreshHash, Expr::value(new_hash))
             .col_expr(session::Column::RefreshExpiresAt, Expr::value(refresh_expires_at))
             .col_expr(session::Column::LastRefreshedAt, Expr::value(now))
+            .col_expr(session::Column::PreviousHash, Expr::value(presented_hash))
+            .col_expr(session::Column::RotatedAt, Expr::value(now))
             .filter(session::Column::Id.eq(id))
             .filter(session::Column::RefreshHash.eq(presented_hash))
             .filter(session::Column::ExpiresAt.gt(now))
@@ -103,7 +109,7 @@ impl SessionStore for SqlStore {
                 session::Entity::delete_by_id(id).exec(&self.db).await?;
                 Rotation::Expired
             }
-            Some(s) => Rotation::Reused { user_id: s.user_id },
+            Some(s) => Rotation::NotCurrent(s),
         })
     }
 

@@ -1,0 +1,62 @@
+//! Signing-key rotation: new tokens use the new key at once, older tokens keep verifying,
+//! the JWKS publishes both, and verification under load sees no failure while it happens.
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use warden_tests::{ADMIN, ADMIN_PASSWORD, TestWarden, on_every_backend};
+use warden_token::TokenApi;
+
+on_every_backend!(rotation_under_load_rejects_nothing);
+
+fn kid(token: &str) -> String {
+    use base64::Engine;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap();
+    serde_json::from_slice::<Value>(&header).unwrap()["kid"].as_str().unwrap().to_owned()
+}
+
+async fn rotation_under_load_rejects_nothing(w: TestWarden) {
+    let old = w.admin_token().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let checked = Arc::new(AtomicUsize::new(0));
+    let mut load = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (http, url, token) = (w.http.clone(), w.url("/api/v1/auth/me"), old.clone());
+        let (stop, failures, checked) = (stop.clone(), failures.clone(), checked.clone());
+        load.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let status = http.get(&url).bearer_auth(&token).send().await.unwrap().status();
+                checked.fetch_add(1, Ordering::Relaxed);
+                if status != 200 {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let tokens = w.local().tokens.expect("token service");
+    let new_kid = tokens.rotate_signing_key().await.unwrap();
+    let fresh = w.admin_token().await;
+    assert_eq!(kid(&fresh), new_kid, "new tokens use the new key at once");
+    assert_ne!(kid(&old), new_kid);
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    stop.store(true, Ordering::Relaxed);
+    while load.join_next().await.is_some() {}
+    assert!(checked.load(Ordering::Relaxed) > 10);
+    assert_eq!(failures.load(Ordering::Relaxed), 0, "no valid token was rejected during rotation");
+
+    let jwks: Value = w.http.get(w.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert!(kids.contains(&new_kid.as_str()) && kids.contains(&kid(&old).as_str()), "{kids:?}");
+    assert_eq!(w.get_with("/api/v1/auth/me", &fresh).await.status(), 200);
+
+    // Once every token the old key signed has expired, it leaves the JWKS.
+    w.clock.advance(1_209_600 + 60);
+    let login = w.login(ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(login.status(), 200);
+    tokens.rotate_signing_key().await.unwrap();
+    let jwks: Value = w.http.get(w.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert!(!kids.contains(&kid(&old).as_str()), "retired key dropped: {kids:?}");
+    w.shutdown().await;
+}
