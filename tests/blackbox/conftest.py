@@ -138,6 +138,7 @@ def _start(backend: str, tmp: Path, extra_env: dict[str, str], admin_username: s
         # per-client limit off (SPEC §2) so a throttle never masks what a test checks.
         WARDEN_CLIENT_RATE_LIMIT="0",
         RUST_LOG=os.environ.get("RUST_LOG", "info"),
+        NO_COLOR="1",
     )
     env.update(extra_env)
     log_path = tmp / "warden.log"
