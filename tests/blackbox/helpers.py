@@ -13,6 +13,9 @@ import requests
 
 HTTP_TIMEOUT = 30.0
 AUDIENCE = "warden"
+# Seconds (WARDEN_REFRESH_REPLAY_WINDOW) during which a just-rotated refresh token still yields
+# its successor. Tests that check reuse wait until it has passed.
+REFRESH_REPLAY_WINDOW = 1
 
 
 @dataclass

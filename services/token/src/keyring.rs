@@ -3,9 +3,10 @@
 //! in the JWKS) until every token it signed has expired.
 use crate::api::Jwk;
 use crate::entity::{self, Entity as SigningKeys};
+use crate::sealing::Sealer;
 use crate::signing_key::{KeyPair, decoding_key, jwk};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
@@ -16,13 +17,10 @@ use time::OffsetDateTime;
 use warden_common::clock::SharedClock;
 use warden_common::{Error, Result};
 
-/// Stored private keys are tagged with their encoding so encryption at rest can be added
-/// without ambiguity.
-const PLAIN_PREFIX: &str = "plain:";
-
 /// Everything needed to sign and verify, swapped as a whole on reload.
 pub(crate) struct KeyRing {
     pub(crate) current_kid: String,
+    pub(crate) current_created_at: OffsetDateTime,
     pub(crate) signer: EncodingKey,
     pub(crate) verifiers: HashMap<String, DecodingKey>,
     pub(crate) jwks: Vec<Jwk>,
@@ -31,11 +29,12 @@ pub(crate) struct KeyRing {
 pub(crate) struct KeyStore {
     db: DatabaseConnection,
     clock: SharedClock,
+    sealer: Sealer,
 }
 
 impl KeyStore {
-    pub(crate) fn new(db: DatabaseConnection, clock: SharedClock) -> Self {
-        KeyStore { db, clock }
+    pub(crate) fn new(db: DatabaseConnection, clock: SharedClock, sealer: Sealer) -> Self {
+        KeyStore { db, clock, sealer }
     }
 
     /// Loads every key that may still verify a live token; creates the first key if there
@@ -52,7 +51,7 @@ impl KeyStore {
             .filter(|r| r.retired_at.is_none())
             .max_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.kid.cmp(&b.kid)))
             .ok_or_else(|| Error::internal(anyhow::anyhow!("no current signing key after bootstrap")))?;
-        let pair = KeyPair::from_seed(current.kid.clone(), decode_seed(&current.private_key)?);
+        let pair = KeyPair::from_seed(current.kid.clone(), self.sealer.open(&current.kid, &current.private_key)?);
         let mut verifiers = HashMap::new();
         let mut jwks = Vec::new();
         for row in &rows {
@@ -60,24 +59,38 @@ impl KeyStore {
             verifiers.insert(row.kid.clone(), decoding_key(&public));
             jwks.push(jwk(&row.kid, &public));
         }
-        Ok(KeyRing { current_kid: pair.kid.clone(), signer: pair.encoding_key(), verifiers, jwks })
+        Ok(KeyRing {
+            current_kid: pair.kid.clone(),
+            current_created_at: current.created_at,
+            signer: pair.encoding_key(),
+            verifiers,
+            jwks,
+        })
     }
 
-    /// Retires every current key (kept for `retain_seconds`) and makes a new one current.
-    pub(crate) async fn rotate(&self, retain_seconds: i64) -> Result<String> {
+    /// Retires the current key(s) (kept for `retain_seconds`) and makes a new one current.
+    /// With `only_if_current`, nothing happens unless that kid is still current, so replicas
+    /// rotating on a timer at the same moment create one new key, not several.
+    pub(crate) async fn rotate(&self, retain_seconds: i64, only_if_current: Option<&str>) -> Result<Option<String>> {
         let now = self.clock.now();
         let pair = KeyPair::generate();
         let txn = self.db.begin().await?;
-        SigningKeys::update_many()
+        let mut retire = SigningKeys::update_many()
             .col_expr(entity::Column::RetiredAt, now.into())
             .col_expr(entity::Column::ExpiresAt, (now + time::Duration::seconds(retain_seconds)).into())
-            .filter(entity::Column::RetiredAt.is_null())
-            .exec(&txn)
-            .await?;
-        model(&pair, now).insert(&txn).await?;
+            .filter(entity::Column::RetiredAt.is_null());
+        if let Some(kid) = only_if_current {
+            retire = retire.filter(entity::Column::Kid.eq(kid));
+        }
+        let retired = retire.exec(&txn).await?;
+        if only_if_current.is_some() && retired.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        self.model(&pair, now)?.insert(&txn).await?;
         txn.commit().await?;
         tracing::info!(target: "audit", event = "signing_key_rotated", kid = %pair.kid);
-        Ok(pair.kid)
+        Ok(Some(pair.kid))
     }
 
     async fn live_rows(&self) -> Result<Vec<entity::Model>> {
@@ -90,34 +103,26 @@ impl KeyStore {
     }
 
     async fn insert(&self, pair: &KeyPair) -> Result<()> {
-        model(pair, self.clock.now()).insert(&self.db).await?;
+        self.model(pair, self.clock.now())?.insert(&self.db).await?;
         tracing::info!(target: "audit", event = "signing_key_created", kid = %pair.kid);
         Ok(())
+    }
+
+    fn model(&self, pair: &KeyPair, now: OffsetDateTime) -> Result<entity::ActiveModel> {
+        Ok(entity::ActiveModel {
+            kid: Set(pair.kid.clone()),
+            algorithm: Set("EdDSA".into()),
+            private_key: Set(self.sealer.seal(&pair.kid, pair.seed())?),
+            public_key: Set(URL_SAFE_NO_PAD.encode(pair.public)),
+            created_at: Set(now),
+            retired_at: Set(None),
+            expires_at: Set(None),
+        })
     }
 
     pub(crate) async fn ping(&self) -> bool {
         warden_common::db::ping(&self.db).await
     }
-}
-
-fn model(pair: &KeyPair, now: OffsetDateTime) -> entity::ActiveModel {
-    entity::ActiveModel {
-        kid: Set(pair.kid.clone()),
-        algorithm: Set("EdDSA".into()),
-        private_key: Set(format!("{PLAIN_PREFIX}{}", STANDARD.encode(pair.seed()))),
-        public_key: Set(URL_SAFE_NO_PAD.encode(pair.public)),
-        created_at: Set(now),
-        retired_at: Set(None),
-        expires_at: Set(None),
-    }
-}
-
-fn decode_seed(stored: &str) -> Result<[u8; 32]> {
-    stored
-        .strip_prefix(PLAIN_PREFIX)
-        .and_then(|b64| STANDARD.decode(b64).ok())
-        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-        .ok_or_else(|| Error::internal(anyhow::anyhow!("a stored signing key is not readable")))
 }
 
 fn decode_public(stored: &str) -> Result<[u8; 32]> {

@@ -5,6 +5,7 @@ pub mod grpc;
 mod jwt;
 mod keyring;
 mod migrations;
+mod sealing;
 mod service;
 mod signing_key;
 

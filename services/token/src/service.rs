@@ -2,6 +2,7 @@
 use crate::api::{IssuedToken, Jwk, TokenApi, TokenKind, TokenSeed, VerifiedToken};
 use crate::jwt::{self, Claims, LEEWAY_SECONDS};
 use crate::keyring::{KeyRing, KeyStore};
+use crate::sealing::Sealer;
 use sea_orm::DatabaseConnection;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -21,6 +22,10 @@ pub struct TokenSettings {
     pub audience: String,
     pub access_ttl: i64,
     pub refresh_ttl: i64,
+    /// Seals private keys at rest when set (required in prod mode).
+    pub signing_key_secret: Option<String>,
+    /// Seconds after which the current key is rotated automatically; 0 turns it off.
+    pub rotation_interval: i64,
 }
 
 impl From<&Config> for TokenSettings {
@@ -30,6 +35,8 @@ impl From<&Config> for TokenSettings {
             audience: c.audience.clone(),
             access_ttl: c.access_token_ttl,
             refresh_ttl: c.refresh_token_ttl,
+            signing_key_secret: c.signing_key_secret.clone(),
+            rotation_interval: c.signing_key_rotation,
         }
     }
 }
@@ -45,8 +52,10 @@ pub struct TokenService {
 impl TokenService {
     /// Loads (or creates) the signing keys and starts the periodic reload.
     pub async fn new(db: DatabaseConnection, clock: SharedClock, settings: TokenSettings) -> anyhow::Result<Arc<Self>> {
-        let store = KeyStore::new(db, clock.clone());
-        let ring = store.load().await.map_err(|e| anyhow::anyhow!("loading signing keys: {e}"))?;
+        let store = KeyStore::new(db, clock.clone(), Sealer::new(settings.signing_key_secret.as_deref()));
+        let ring = store.load().await.map_err(|e| {
+            anyhow::anyhow!("loading signing keys: {}", e.source_chain().unwrap_or_else(|| e.to_string()))
+        })?;
         let service = Arc::new(TokenService {
             settings,
             store,
@@ -97,6 +106,31 @@ impl TokenService {
         Ok(IssuedToken { token, jti: claims.jti, expires_at, expires_in })
     }
 
+    /// Periodic upkeep: picks up keys other replicas created, and rotates when due.
+    pub async fn maintain(&self) {
+        if let Err(e) = self.reload().await {
+            tracing::warn!(error = %e, "signing key reload failed; keeping the keys in memory");
+            return;
+        }
+        if let Err(e) = self.rotate_if_due().await {
+            tracing::warn!(error = %e, "automatic signing key rotation failed; will retry");
+        }
+    }
+
+    /// Rotates when the current key is older than the configured interval. Replicas race
+    /// harmlessly: only the one that still sees the old key current creates a new one.
+    async fn rotate_if_due(&self) -> Result<()> {
+        let interval = self.settings.rotation_interval;
+        let ring = self.ring();
+        if interval <= 0 || self.clock.now() < ring.current_created_at + time::Duration::seconds(interval) {
+            return Ok(());
+        }
+        if self.store.rotate(self.retention_seconds(), Some(&ring.current_kid)).await?.is_some() {
+            tracing::info!("signing key rotated automatically");
+        }
+        self.reload().await
+    }
+
     /// How long a retired key must keep verifying: the longest token lifetime plus leeway.
     fn retention_seconds(&self) -> i64 {
         self.settings.access_ttl.max(self.settings.refresh_ttl) + LEEWAY_SECONDS
@@ -107,9 +141,7 @@ async fn reload_periodically(service: Weak<TokenService>) {
     loop {
         tokio::time::sleep(RELOAD_INTERVAL).await;
         let Some(service) = service.upgrade() else { return };
-        if let Err(e) = service.reload().await {
-            tracing::warn!(error = %e, "signing key reload failed; keeping the keys in memory");
-        }
+        service.maintain().await;
     }
 }
 
@@ -172,7 +204,7 @@ impl TokenApi for TokenService {
     }
 
     async fn rotate_signing_key(&self) -> Result<String> {
-        let kid = self.store.rotate(self.retention_seconds()).await?;
+        let kid = self.store.rotate(self.retention_seconds(), None).await?.expect("unconditional rotation");
         self.reload().await?;
         Ok(kid)
     }

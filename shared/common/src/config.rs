@@ -54,6 +54,10 @@ pub struct Config {
     pub token_endpoints: Option<String>,
     pub key_endpoints: Option<String>,
     pub rbac_endpoints: Option<String>,
+    /// Seals signing keys at rest (XChaCha20-Poly1305); required in prod.
+    pub signing_key_secret: Option<String>,
+    /// Seconds between automatic signing-key rotations; 0 turns it off.
+    pub signing_key_rotation: i64,
     /// Server-side secret mixed into API-key hashes (HMAC-SHA-256); required in prod.
     pub api_key_pepper: Option<String>,
     /// Concurrent password hashes; 0 means one per CPU core.
@@ -90,6 +94,8 @@ impl Default for Config {
             token_endpoints: None,
             key_endpoints: None,
             rbac_endpoints: None,
+            signing_key_secret: None,
+            signing_key_rotation: 2_592_000,
             api_key_pepper: None,
             hash_concurrency: 0,
             log_format: LogFormat::Text,
@@ -194,6 +200,12 @@ impl Config {
         }
         if self.mode == Mode::Prod && self.api_key_pepper.as_deref().is_none_or(|p| p.len() < 32) {
             return Err(bad("WARDEN_API_KEY_PEPPER", "prod mode needs a secret of at least 32 characters"));
+        }
+        if self.mode == Mode::Prod && self.signing_key_secret.as_deref().is_none_or(|p| p.len() < 32) {
+            return Err(bad("WARDEN_SIGNING_KEY_SECRET", "prod mode needs a secret of at least 32 characters"));
+        }
+        if self.signing_key_rotation < 0 {
+            return Err(bad("WARDEN_SIGNING_KEY_ROTATION", "must not be negative"));
         }
         if self.bootstrap_admin_username.is_some() != self.bootstrap_admin_password.is_some() {
             return Err(bad(

@@ -60,3 +60,49 @@ async fn rotation_under_load_rejects_nothing(w: TestWarden) {
     assert!(!kids.contains(&kid(&old).as_str()), "retired key dropped: {kids:?}");
     w.shutdown().await;
 }
+
+/// Sealed at rest: with a secret the stored private key is ciphertext, a restart with the
+/// secret works, and a restart without it stops with a line naming the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_keys_are_sealed_and_rotate_automatically() {
+    use sea_orm::{ConnectionTrait, Statement};
+    use warden_tests::{Backend, backend_urls, base_config};
+    let (db, _) = backend_urls(Backend::Sqlite, "sealed").await.unwrap();
+    let mut config = base_config(db.clone(), None);
+    config.signing_key_secret = Some("an-operator-secret-of-sufficient-length".into());
+    config.signing_key_rotation = 3600;
+    config.access_token_ttl = 7200;
+    let w = TestWarden::start_config(config.clone()).await;
+    let first = w.admin_token().await;
+
+    let conn = warden_common::db::connect(&db).await.unwrap();
+    let rows = conn
+        .query_all_raw(Statement::from_string(conn.get_database_backend(), "SELECT private_key FROM signing_keys"))
+        .await
+        .unwrap();
+    for row in rows {
+        let stored: String = row.try_get("", "private_key").unwrap();
+        assert!(stored.starts_with("enc:v1:"), "sealed: {stored:.12}");
+    }
+
+    // Automatic rotation once the key is older than the interval.
+    let tokens = w.local().tokens.unwrap();
+    tokens.maintain().await;
+    assert_eq!(kid(&w.admin_token().await), kid(&first), "not due yet");
+    w.clock.advance(3601);
+    tokens.maintain().await;
+    let rotated = w.admin_token().await;
+    assert_ne!(kid(&rotated), kid(&first), "rotated when due");
+    assert_eq!(w.get_with("/api/v1/auth/me", &first).await.status(), 200, "old tokens still verify");
+    w.shutdown().await;
+
+    let restarted = TestWarden::start_config(config.clone()).await;
+    restarted.clock.advance(3601);
+    assert_eq!(restarted.get_with("/api/v1/auth/me", &rotated).await.status(), 200);
+    restarted.shutdown().await;
+
+    config.signing_key_secret = None;
+    let err =
+        warden::Warden::start(config, warden::ServiceRole::All, warden_common::clock::system()).await.err().unwrap();
+    assert!(format!("{err:#}").contains("WARDEN_SIGNING_KEY_SECRET"), "{err:#}");
+}
