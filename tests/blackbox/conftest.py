@@ -139,7 +139,8 @@ def _start(backend: str, tmp: Path, extra_env: dict[str, str], admin_username: s
         WARDEN_CLIENT_RATE_LIMIT="0",
         # Reuse of a just-rotated refresh token inside this window is answered with the same
         # successor (lost answers); past it, it is reuse. The shortest window keeps the reuse
-        # tests' waits short. (0 does not turn the window off: see the report in test_rest.)
+        # tests' waits short. (0 would not turn it off: with whole seconds and `<=`, a reuse
+        # within the same second is still replayed.)
         WARDEN_REFRESH_REPLAY_WINDOW=str(REFRESH_REPLAY_WINDOW),
         RUST_LOG=os.environ.get("RUST_LOG", "info"),
         NO_COLOR="1",

@@ -1,4 +1,5 @@
 //! End-to-end tests through REST and gRPC, on SQLite and on PostgreSQL + Redis.
+mod faults;
 mod grpc;
 mod input;
 mod jwt;
