@@ -164,6 +164,7 @@ impl AuthService {
         now: i64,
     ) -> Result<TokenPair> {
         let just_rotated = current.previous_hash.as_deref() == Some(presented)
+            && self.settings.refresh_replay_window > 0
             && now - current.rotated_at <= self.settings.refresh_replay_window;
         if just_rotated {
             let again = self.successor(token, presented, current.rotated_at, current.refresh_expires_at).await?;
