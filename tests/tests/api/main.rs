@@ -1,4 +1,5 @@
 //! End-to-end tests through REST and gRPC, on SQLite and on PostgreSQL + Redis.
+mod api_keys;
 mod faults;
 mod grpc;
 mod input;
@@ -6,5 +7,6 @@ mod jwt;
 mod keys_rotation;
 mod lockout;
 mod login;
+mod rbac;
 mod refresh;
 mod split;

@@ -1,9 +1,12 @@
 //! The admin API: users, roles and assignments, each route guarded by a permission in the
 //! route table.
+use crate::access::Caller;
+use crate::escalation;
 use crate::extract::Json;
 use crate::handlers::session::no_store;
 use crate::problem::ApiResult;
 use crate::state::AppState;
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -51,7 +54,12 @@ pub(crate) struct CreateUserBody {
     roles: Vec<String>,
 }
 
-pub(crate) async fn create_user(State(state): State<AppState>, Json(b): Json<CreateUserBody>) -> ApiResult<Response> {
+pub(crate) async fn create_user(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(b): Json<CreateUserBody>,
+) -> ApiResult<Response> {
+    escalation::ensure_may_grant_roles(&state, &caller, &b.roles).await?;
     let user = state
         .auth
         .create_user(NewUser { username: b.username, password: Secret::new(b.password), roles: b.roles })
@@ -103,7 +111,12 @@ pub(crate) struct CreateRoleBody {
     inherits: Vec<String>,
 }
 
-pub(crate) async fn create_role(State(state): State<AppState>, Json(b): Json<CreateRoleBody>) -> ApiResult<Response> {
+pub(crate) async fn create_role(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(b): Json<CreateRoleBody>,
+) -> ApiResult<Response> {
+    escalation::ensure_may_define_role(&state, &caller, &b.name, &b.permissions, &b.inherits).await?;
     let role =
         state.rbac.create_role(NewRole { name: b.name, permissions: b.permissions, inherits: b.inherits }).await?;
     tracing::info!(target: "audit", event = "role_created", role = %role.name);
@@ -123,9 +136,11 @@ pub(crate) async fn delete_role(State(state): State<AppState>, Path(name): Path<
 
 pub(crate) async fn assign_role(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((id, role)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let id = user_id(&id)?;
+    escalation::ensure_may_grant_roles(&state, &caller, std::slice::from_ref(&role)).await?;
     // The user must exist; the role's existence is checked by RbacService.
     state.auth.get_user(id).await?;
     state.rbac.assign_role(id, &role).await?;

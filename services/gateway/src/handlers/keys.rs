@@ -1,5 +1,6 @@
 //! API keys of the caller (design flow 2).
-use crate::access::{Caller, unauthenticated};
+use crate::access::{self, Caller};
+use crate::escalation;
 use crate::extract::Json;
 use crate::handlers::session::no_store;
 use crate::problem::ApiResult;
@@ -13,7 +14,7 @@ use uuid::Uuid;
 use warden_auth::{Credential, NewKeyRequest};
 use warden_common::Error;
 use warden_common::timestamp::rfc3339;
-use warden_key::ApiKey;
+use warden_key::{ApiKey, NewApiKey};
 
 #[derive(Deserialize)]
 pub(crate) struct CreateKeyBody {
@@ -64,14 +65,34 @@ pub(crate) async fn create(
     Extension(caller): Extension<Caller>,
     Json(body): Json<CreateKeyBody>,
 ) -> ApiResult<Response> {
-    let Credential::AccessToken(token) = &caller.credential else { return Err(unauthenticated()) };
-    let request = NewKeyRequest {
-        name: body.name,
-        scopes: body.scopes,
-        expires_in: body.expires_in,
-        rate_limit_per_minute: body.rate_limit_per_minute,
+    let created = match &caller.credential {
+        Credential::AccessToken(token) => {
+            let request = NewKeyRequest {
+                name: body.name,
+                scopes: body.scopes,
+                expires_in: body.expires_in,
+                rate_limit_per_minute: body.rate_limit_per_minute,
+            };
+            state.auth.create_api_key(token, request).await?
+        }
+        // A key may create keys only with keys:write, and never one broader than itself.
+        Credential::ApiKey(_) => {
+            access::require(&state, &caller, "keys:write").await?;
+            let scopes = escalation::scopes_for_new_key(&state, &caller, body.scopes).await?;
+            let created = state
+                .keys
+                .generate_api_key(NewApiKey {
+                    owner_id: caller.principal.user_id,
+                    name: body.name,
+                    scopes,
+                    expires_in: body.expires_in,
+                    rate_limit_per_minute: body.rate_limit_per_minute,
+                })
+                .await?;
+            tracing::info!(target: "audit", event = "api_key_created_by_key", user_id = %caller.principal.user_id, key_id = %created.key.id);
+            created
+        }
     };
-    let created = state.auth.create_api_key(token, request).await?;
     let mut answer = KeyBody::from(created.key);
     answer.key = Some(created.secret.expose().to_owned());
     Ok(no_store(StatusCode::CREATED, answer))
@@ -90,5 +111,24 @@ pub(crate) async fn revoke(
 ) -> ApiResult<StatusCode> {
     let id = Uuid::parse_str(&id).map_err(|_| Error::not_found("no such api key"))?;
     state.keys.revoke_api_key(id, Some(caller.principal.user_id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Admin: any user's keys (`keys:admin`).
+pub(crate) async fn admin_list(State(state): State<AppState>, Path(user): Path<String>) -> ApiResult<Response> {
+    let user = Uuid::parse_str(&user).map_err(|_| Error::not_found("no such user"))?;
+    let items: Vec<KeyBody> = state.keys.list_api_keys(user).await?.into_iter().map(KeyBody::from).collect();
+    Ok(no_store(StatusCode::OK, serde_json::json!({ "items": items })))
+}
+
+/// Admin: revoke any key (`keys:admin`).
+pub(crate) async fn admin_revoke(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = Uuid::parse_str(&id).map_err(|_| Error::not_found("no such api key"))?;
+    state.keys.revoke_api_key(id, None).await?;
+    tracing::info!(target: "audit", event = "api_key_revoked_by_admin", admin_id = %caller.principal.user_id, key_id = %id);
     Ok(StatusCode::NO_CONTENT)
 }
