@@ -126,6 +126,11 @@ pub trait AuthApi: Send + Sync + 'static {
     async fn create_api_key(&self, access_token: &Secret, request: NewKeyRequest) -> Result<CreatedApiKey>;
     async fn list_sessions(&self, access_token: &Secret) -> Result<Vec<SessionInfo>>;
     async fn revoke_session(&self, access_token: &Secret, session_id: Uuid) -> Result<()>;
+    /// Changes the caller's password (the current one must be right); every other session
+    /// of the user ends at once, the caller's stays.
+    async fn change_password(&self, access_token: &Secret, current: &Secret, new: &Secret) -> Result<()>;
+    /// Admin reset: sets the password and ends every session of the user.
+    async fn reset_password(&self, user_id: Uuid, new: &Secret) -> Result<()>;
     async fn create_user(&self, user: NewUser) -> Result<User>;
     async fn get_user(&self, id: Uuid) -> Result<User>;
     async fn update_user(&self, id: Uuid, update: UserUpdate) -> Result<User>;

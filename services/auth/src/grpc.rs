@@ -187,6 +187,26 @@ impl AuthRpc for AuthGrpc {
         Ok(Response::new(pb::RevokeSessionResponse {}))
     }
 
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        let r = request.into_inner();
+        let (token, current, new) =
+            (Secret::new(r.access_token), Secret::new(r.current_password), Secret::new(r.new_password));
+        self.0.change_password(&token, &current, &new).await?;
+        Ok(Response::new(pb::ChangePasswordResponse {}))
+    }
+
+    async fn reset_password(
+        &self,
+        request: Request<pb::ResetPasswordRequest>,
+    ) -> Result<Response<pb::ResetPasswordResponse>, Status> {
+        let r = request.into_inner();
+        self.0.reset_password(uuid_arg("user_id", &r.user_id)?, &Secret::new(r.new_password)).await?;
+        Ok(Response::new(pb::ResetPasswordResponse {}))
+    }
+
     async fn create_user(&self, request: Request<pb::CreateUserRequest>) -> Result<Response<pb::User>, Status> {
         let r = request.into_inner();
         let user = self
@@ -379,6 +399,22 @@ impl AuthApi for RemoteAuth {
             session_id: session_id.to_string(),
         };
         self.client.clone().revoke_session(request).await?;
+        Ok(())
+    }
+
+    async fn change_password(&self, access_token: &Secret, current: &Secret, new: &Secret) -> Result<()> {
+        let request = pb::ChangePasswordRequest {
+            access_token: access_token.expose().to_owned(),
+            current_password: current.expose().to_owned(),
+            new_password: new.expose().to_owned(),
+        };
+        self.client.clone().change_password(request).await?;
+        Ok(())
+    }
+
+    async fn reset_password(&self, user_id: Uuid, new: &Secret) -> Result<()> {
+        let request = pb::ResetPasswordRequest { user_id: user_id.to_string(), new_password: new.expose().to_owned() };
+        self.client.clone().reset_password(request).await?;
         Ok(())
     }
 

@@ -4,6 +4,7 @@ mod entity;
 pub mod grpc;
 mod migrations;
 pub mod password;
+pub mod policy;
 mod service;
 pub mod store;
 mod users;

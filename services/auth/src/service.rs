@@ -2,6 +2,7 @@
 use crate::api::*;
 use crate::entity::user;
 use crate::password::{self, PasswordHasher};
+use crate::policy::PasswordPolicy;
 use crate::store::{LockoutPolicy, Rotation, SessionRecord, SessionStore};
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use std::sync::Arc;
@@ -20,7 +21,7 @@ pub struct AuthSettings {
     pub session_max_age: i64,
     pub refresh_replay_window: i64,
     pub lockout: LockoutPolicy,
-    pub password_min_length: usize,
+    pub password: PasswordPolicy,
 }
 
 impl From<&Config> for AuthSettings {
@@ -34,7 +35,10 @@ impl From<&Config> for AuthSettings {
                 base_seconds: c.lockout_seconds,
                 max_seconds: c.lockout_max_seconds,
             },
-            password_min_length: c.password_min_length as usize,
+            password: PasswordPolicy {
+                min_length: c.password_min_length as usize,
+                min_strength: c.password_min_strength as u8,
+            },
         }
     }
 }
@@ -179,6 +183,23 @@ impl AuthService {
         self.store.delete_session(token.session_id).await?;
         tracing::warn!(target: "audit", event = "refresh_token_reuse", user_id = %token.subject, session_id = %token.session_id);
         Err(Error::new(ErrorCode::TokenRevoked, "the refresh token was already used; the session is revoked"))
+    }
+
+    async fn set_password(&self, user: user::Model, new: &Secret) -> Result<()> {
+        let hash = self.hasher.hash(new).await?;
+        let id = user.id;
+        let mut active: user::ActiveModel = user.into();
+        active.password_hash = Set(hash);
+        active.updated_at = Set(self.clock.now());
+        active.update(&self.db).await?;
+        tracing::info!(target: "audit", event = "password_changed", user_id = %id);
+        Ok(())
+    }
+
+    /// Ends every session of the session's user but that one.
+    async fn end_user_sessions_except(&self, session_id: Uuid) -> Result<()> {
+        let session = self.store.get_session(session_id, self.clock.unix()).await?.ok_or_else(session_ended)?;
+        self.end_user_sessions(session.user_id, Some(session_id), "password_changed").await
     }
 
     /// Ends sessions and says so in the audit log.
@@ -402,6 +423,37 @@ impl AuthApi for AuthService {
         self.store.delete_session(session_id).await?;
         tracing::info!(target: "audit", event = "session_revoked", user_id = %user.id, session_id = %session_id);
         Ok(())
+    }
+
+    async fn change_password(&self, access_token: &Secret, current: &Secret, new: &Secret) -> Result<()> {
+        let (user, session_id) = self.verify_access(access_token).await?;
+        let key = username_key(&user.username);
+        let now = self.clock.unix();
+        let state = self.store.failure_state(&key, now).await?;
+        if state.locked_until > now {
+            return Err(Error::new(ErrorCode::AccountLocked, "too many failed attempts; try again later")
+                .with_retry_after((state.locked_until - now) as u64));
+        }
+        password::check_length(current)?;
+        let verified = self.hasher.verify(current, Some(user.password_hash.clone())).await?;
+        if !verified.matches {
+            // A wrong current password is a failed login attempt like any other.
+            self.store.record_failure(&key, self.clock.unix(), &self.settings.lockout).await?;
+            tracing::info!(target: "audit", event = "password_change_failed", user_id = %user.id);
+            return Err(invalid_credentials());
+        }
+        self.settings.password.check(new, &user.username)?;
+        self.set_password(user, new).await?;
+        self.end_user_sessions_except(session_id).await
+    }
+
+    async fn reset_password(&self, user_id: Uuid, new: &Secret) -> Result<()> {
+        let user = self.find_user(user_id).await?.ok_or_else(|| Error::not_found("no such user"))?;
+        self.settings.password.check(new, &user.username)?;
+        let id = user.id;
+        self.set_password(user, new).await?;
+        tracing::info!(target: "audit", event = "password_reset", user_id = %id);
+        self.end_user_sessions(id, None, "password_reset").await
     }
 
     async fn create_user(&self, new: NewUser) -> Result<User> {

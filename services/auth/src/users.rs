@@ -21,22 +21,9 @@ fn validate_username(username: &str) -> Result<()> {
 }
 
 impl AuthService {
-    /// The password policy, checked before any hashing.
-    pub(crate) fn check_password_policy(&self, password: &Secret) -> Result<()> {
-        crate::password::check_length(password)?;
-        let chars = password.expose().chars().count();
-        if chars < self.settings.password_min_length {
-            return Err(Error::validation(format!(
-                "password must be at least {} characters",
-                self.settings.password_min_length
-            )));
-        }
-        Ok(())
-    }
-
     pub(crate) async fn insert_user(&self, new: NewUser) -> Result<User> {
         validate_username(&new.username)?;
-        self.check_password_policy(&new.password)?;
+        self.settings.password.check(&new.password, &new.username)?;
         // Unknown roles are refused before anything is written.
         for role in &new.roles {
             self.peers.rbac.get_role(role).await?;

@@ -44,11 +44,13 @@ pub fn table() -> Vec<Route> {
         route(M::GET, "/api/v1/auth/api-keys", BEARER, get(keys::list)),
         route(M::DELETE, "/api/v1/auth/api-keys/{id}", BEARER, delete(keys::revoke)),
         route(M::POST, "/api/v1/auth/authorize", ANY_CALLER, post(identity::authorize)),
+        route(M::POST, "/api/v1/auth/password", BEARER, post(session::change_password)),
         // Forward-auth answers 401/403 itself, with its own permission from the query.
         route(M::GET, "/api/v1/auth/verify", Public, get(identity::verify)),
         route(M::POST, "/api/v1/admin/users", Permission("users:write"), post(admin::create_user)),
         route(M::GET, "/api/v1/admin/users/{id}", Permission("users:read"), get(admin::get_user)),
         route(M::PATCH, "/api/v1/admin/users/{id}", Permission("users:write"), patch(admin::patch_user)),
+        route(M::POST, "/api/v1/admin/users/{id}/password", Permission("users:write"), post(admin::reset_password)),
         route(M::POST, "/api/v1/admin/roles", Permission("roles:write"), post(admin::create_role)),
         route(M::GET, "/api/v1/admin/roles", Permission("roles:read"), get(admin::list_roles)),
         route(M::DELETE, "/api/v1/admin/roles/{name}", Permission("roles:write"), delete(admin::delete_role)),

@@ -157,3 +157,25 @@ pub(crate) async fn unassign_role(
     tracing::info!(target: "audit", event = "role_unassigned", user_id = %id, role = %role);
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResetPasswordBody {
+    new_password: String,
+}
+
+/// Admin reset. Taking over an account is a way to its permissions, so the caller must
+/// hold everything the target's roles grant.
+pub(crate) async fn reset_password(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(b): Json<ResetPasswordBody>,
+) -> ApiResult<StatusCode> {
+    let id = user_id(&id)?;
+    let target = state.auth.get_user(id).await?;
+    escalation::ensure_may_grant_roles(&state, &caller, &target.roles).await?;
+    state.auth.reset_password(id, &Secret::new(b.new_password)).await?;
+    tracing::info!(target: "audit", event = "password_reset_by_admin", admin_id = %caller.principal.user_id, user_id = %id);
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -129,3 +129,22 @@ pub(crate) async fn delete_session(
     state.auth.revoke_session(token, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangePasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+/// Changes the caller's password; the caller's session stays, every other one ends.
+pub(crate) async fn change_password(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<ChangePasswordBody>,
+) -> ApiResult<StatusCode> {
+    let Credential::AccessToken(token) = &caller.credential else { return Err(unauthenticated()) };
+    let (current, new) = (Secret::new(body.current_password), Secret::new(body.new_password));
+    state.auth.change_password(token, &current, &new).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
