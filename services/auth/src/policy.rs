@@ -54,7 +54,7 @@ mod tests {
         let common = p.check(&Secret::new("password1234"), "alice").unwrap_err();
         assert!(common.detail.contains("too weak"), "{}", common.detail);
         assert!(p.check(&Secret::new("alicealice123"), "alice").is_err());
-        assert!(p.check(&Secret::new(&"x".repeat(1025)), "alice").is_err());
+        assert!(p.check(&Secret::new("x".repeat(1025)), "alice").is_err());
         p.check(&Secret::new("correct horse battery staple"), "alice").unwrap();
         // Strength 0 keeps only the length rules.
         PasswordPolicy { min_length: 4, min_strength: 0 }.check(&Secret::new("1234"), "alice").unwrap();
