@@ -96,6 +96,13 @@ async fn check(state: &AppState, access: Access, headers: &HeaderMap) -> ApiResu
     if access == Access::Public {
         return Ok(None);
     }
+    // An API key on a bearer-only route is refused before it is validated, so it costs
+    // nothing from the key's rate limit.
+    if access == (Access::Authenticated { api_keys: false })
+        && matches!(credential(headers)?, Some(Credential::ApiKey(_)))
+    {
+        return Err(Error::new(ErrorCode::AccessDenied, "this endpoint needs a bearer token, not an api key").into());
+    }
     let caller = authenticate(state, headers).await?.ok_or_else(unauthenticated)?;
     match access {
         Access::Public => Ok(None),

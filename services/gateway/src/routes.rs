@@ -6,10 +6,10 @@ use crate::problem::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
-use warden_common::Error;
+use warden_common::{Error, ErrorCode};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -92,5 +92,5 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::with_status(Error::validation("method not allowed on this route"), StatusCode::METHOD_NOT_ALLOWED)
+    Error::new(ErrorCode::MethodNotAllowed, "method not allowed on this route").into()
 }

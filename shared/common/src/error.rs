@@ -63,6 +63,7 @@ error_codes! {
     RoleNotFound => "role_not_found", 404, NotFound, "role not found";
     NotFound => "not_found", 404, NotFound, "not found";
     ValidationError => "validation_error", 400, InvalidArgument, "invalid request";
+    MethodNotAllowed => "method_not_allowed", 405, Unimplemented, "method not allowed";
     Conflict => "conflict", 409, AlreadyExists, "conflict";
     Unavailable => "unavailable", 503, Unavailable, "service unavailable";
     Internal => "internal", 500, Internal, "internal error";

@@ -46,10 +46,12 @@ async fn key_lifecycle_and_scopes(w: TestWarden) {
     // Both header forms work; the scope narrows the admin's `*`.
     let me = with_key(&w, reqwest::Method::GET, "/api/v1/auth/me", key).await;
     assert_eq!(me.status(), 200);
+    let me: Value = me.json().await.unwrap();
+    assert_eq!(me["permissions"], json!(["users:read"]), "scopes ∩ the owner's `*`");
     let me2 =
         w.http.get(w.url("/api/v1/auth/me")).header("authorization", format!("ApiKey {key}")).send().await.unwrap();
     assert_eq!(me2.status(), 200);
-    let user_id = me.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let user_id = me["id"].as_str().unwrap().to_owned();
     let read = with_key(&w, reqwest::Method::GET, &format!("/api/v1/admin/users/{user_id}"), key).await;
     assert_eq!(read.status(), 200);
     let write = w

@@ -1,10 +1,10 @@
 //! Who am I, may I: `/me`, `/authorize` and the forward-auth `/verify` (design flow 4).
 use crate::access::{self, Caller};
-use crate::extract::Json;
+use crate::extract::{Json, Query};
 use crate::problem::ApiResult;
 use crate::state::AppState;
 use axum::Extension;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -22,9 +22,34 @@ struct MeBody {
 pub(crate) async fn me(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult<Response> {
     let p = &caller.principal;
     let roles = state.rbac.get_user_roles(p.user_id).await?;
-    let body =
-        MeBody { id: p.user_id, username: p.username.clone(), roles: roles.roles, permissions: roles.permissions };
+    let permissions = match p.scopes() {
+        None => roles.permissions,
+        Some(scopes) => key_permissions(&state, p.user_id, roles.permissions, scopes).await?,
+    };
+    let body = MeBody { id: p.user_id, username: p.username.clone(), roles: roles.roles, permissions };
     Ok(crate::handlers::session::no_store(StatusCode::OK, body))
+}
+
+/// What a scoped key may do: the owner's grants and the key's scopes that hold under both
+/// (scopes ∩ the owner's permissions), plus the owner's denies, which still apply.
+async fn key_permissions(
+    state: &AppState,
+    user: Uuid,
+    owner: Vec<String>,
+    scopes: &[String],
+) -> ApiResult<Vec<String>> {
+    let (denies, grants): (Vec<String>, Vec<String>) = owner.into_iter().partition(|p| p.starts_with('!'));
+    let mut candidates: Vec<String> =
+        grants.into_iter().chain(scopes.iter().filter(|s| !s.starts_with('!')).cloned()).collect();
+    candidates.sort();
+    candidates.dedup();
+    if candidates.is_empty() {
+        return Ok(denies);
+    }
+    let decisions = state.rbac.check_permissions(user, &candidates, Some(scopes)).await?;
+    let mut effective: Vec<String> = decisions.into_iter().filter(|d| d.allowed).map(|d| d.permission).collect();
+    effective.extend(denies);
+    Ok(effective)
 }
 
 #[derive(Deserialize)]

@@ -1,12 +1,12 @@
 //! API keys of the caller (design flow 2).
 use crate::access::{self, Caller};
 use crate::escalation;
-use crate::extract::Json;
+use crate::extract::{Json, Path};
 use crate::handlers::session::no_store;
 use crate::problem::ApiResult;
 use crate::state::AppState;
 use axum::Extension;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};

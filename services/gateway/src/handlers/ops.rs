@@ -2,7 +2,7 @@
 use crate::problem::ApiResult;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use warden_common::{Error, ErrorCode};
 
@@ -50,7 +50,8 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> ApiResult<Response>
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     match &state.metrics {
         Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
+        None => crate::problem::ApiError::from(Error::new(ErrorCode::Unavailable, "metrics are not available"))
+            .into_response(),
     }
 }
 

@@ -1,10 +1,10 @@
 //! Login, refresh, logout and session management (design flows 1 and 3).
 use crate::access::{Caller, unauthenticated};
-use crate::extract::{Json, credential};
+use crate::extract::{Json, Path, credential};
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::Extension;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
