@@ -37,6 +37,8 @@ pub fn base_config(database_url: String, redis_url: Option<String>) -> Config {
         grpc_addr: "127.0.0.1:0".into(),
         bootstrap_admin_username: Some(ADMIN.into()),
         bootstrap_admin_password: Some(ADMIN_PASSWORD.into()),
+        // Tests share one Redis and one client address; throttling has its own tests.
+        client_rate_limit: 0,
         ..Config::default()
     }
 }

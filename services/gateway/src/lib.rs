@@ -9,9 +9,11 @@ mod openapi;
 mod problem;
 pub mod routes;
 mod state;
+mod throttle;
 
 pub use access::Access;
 pub use metrics::recorder as metrics_recorder;
 pub use openapi::DOCUMENT as OPENAPI_DOCUMENT;
 pub use routes::{router, table};
 pub use state::{AppState, Services};
+pub use throttle::ClientThrottle;

@@ -1,5 +1,7 @@
 //! What every handler can reach: the four services (local or remote) and settings.
+use crate::throttle::ClientThrottle;
 use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
 use warden_auth::SharedAuth;
 use warden_key::SharedKeys;
 use warden_rbac::SharedRbac;
@@ -22,10 +24,16 @@ pub struct AppState {
     pub rbac: SharedRbac,
     pub issuer: String,
     pub metrics: Option<PrometheusHandle>,
+    pub throttle: Arc<ClientThrottle>,
 }
 
 impl AppState {
-    pub fn new(services: Services, issuer: String, metrics: Option<PrometheusHandle>) -> Self {
+    pub fn new(
+        services: Services,
+        issuer: String,
+        metrics: Option<PrometheusHandle>,
+        throttle: Arc<ClientThrottle>,
+    ) -> Self {
         AppState {
             auth: services.auth,
             tokens: services.tokens,
@@ -33,6 +41,7 @@ impl AppState {
             rbac: services.rbac,
             issuer,
             metrics,
+            throttle,
         }
     }
 }

@@ -18,7 +18,7 @@ use warden_common::clock::SharedClock;
 use warden_common::config::split_list;
 use warden_common::secret::Secret;
 use warden_common::{Config, grpc};
-use warden_gateway::{AppState, Services};
+use warden_gateway::{AppState, ClientThrottle, Services};
 use warden_key::{KeyService, SharedKeys};
 use warden_rbac::{RbacService, SharedRbac};
 use warden_token::{SharedTokens, TokenService, TokenSettings};
@@ -77,10 +77,10 @@ async fn build(
     config: &Config,
     role: ServiceRole,
     clock: &SharedClock,
-) -> anyhow::Result<(LocalServices, Option<Services>)> {
+) -> anyhow::Result<(LocalServices, Option<(Services, Arc<ClientThrottle>)>)> {
     let needs_db = role != ServiceRole::Gateway;
     let db = if needs_db { Some(open_database(config).await?) } else { None };
-    let redis = if matches!(role, ServiceRole::All | ServiceRole::Auth | ServiceRole::Key) {
+    let redis = if matches!(role, ServiceRole::All | ServiceRole::Auth | ServiceRole::Key | ServiceRole::Gateway) {
         open_redis(config).await?
     } else {
         None
@@ -154,7 +154,10 @@ async fn build(
     };
     let gateway = match (role, auth, tokens, keys, rbac) {
         (ServiceRole::All | ServiceRole::Gateway, Some(auth), Some(tokens), Some(keys), Some(rbac)) => {
-            Some(Services { auth, tokens, keys, rbac })
+            let trusted =
+                warden_common::net::parse_list(config.trusted_proxies.as_deref()).map_err(anyhow::Error::msg)?;
+            let throttle = ClientThrottle::new(config.client_rate_limit as u32, trusted, redis.clone(), clock.clone());
+            Some((Services { auth, tokens, keys, rbac }, Arc::new(throttle)))
         }
         _ => None,
     };
@@ -215,12 +218,13 @@ impl Warden {
         };
 
         let http_addr = match gateway {
-            Some(services) => {
+            Some((services, throttle)) => {
                 let listener = TcpListener::bind(config.http_socket_addr()?)
                     .await
                     .with_context(|| format!("WARDEN_HTTP_ADDR: cannot listen on {}", config.http_addr))?;
                 let addr = listener.local_addr()?;
-                let state = AppState::new(services, config.issuer.clone(), warden_gateway::metrics_recorder());
+                let state =
+                    AppState::new(services, config.issuer.clone(), warden_gateway::metrics_recorder(), throttle);
                 let app = warden_gateway::router(state);
                 let mut stopped = stopped.clone();
                 tasks.push(tokio::spawn(async move {

@@ -192,6 +192,7 @@ impl Config {
                     .ok_or_else(|| bad(name, format!("{endpoint} is not a URL like http://host:port")))?;
             }
         }
+        crate::net::parse_list(self.trusted_proxies.as_deref()).map_err(|e| bad("WARDEN_TRUSTED_PROXIES", e))?;
         if self.issuer.is_empty() {
             return Err(bad("WARDEN_ISSUER", "must not be empty"));
         }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod grpc;
+pub mod net;
 pub mod redis;
 pub mod secret;
 pub mod telemetry;

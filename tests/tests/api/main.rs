@@ -11,3 +11,4 @@ mod password;
 mod rbac;
 mod refresh;
 mod split;
+mod throttle;

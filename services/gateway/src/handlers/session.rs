@@ -4,10 +4,11 @@ use crate::extract::{Json, Path, credential};
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::Extension;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 use uuid::Uuid;
 use warden_auth::{Credential, LogoutTarget, TokenPair};
 use warden_common::secret::Secret;
@@ -47,7 +48,18 @@ fn tokens(pair: TokenPair) -> Response {
     )
 }
 
-pub(crate) async fn login(State(state): State<AppState>, Json(body): Json<LoginBody>) -> ApiResult<Response> {
+/// Counts an attempt against the client's budget before anything else is done.
+pub(crate) async fn throttle(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> ApiResult<()> {
+    Ok(state.throttle.check(state.throttle.client(peer, headers)).await?)
+}
+
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(body): Json<LoginBody>,
+) -> ApiResult<Response> {
+    throttle(&state, peer, &headers).await?;
     Ok(tokens(state.auth.login(&body.username, &Secret::new(body.password)).await?))
 }
 
@@ -56,7 +68,13 @@ pub(crate) struct RefreshBody {
     refresh_token: String,
 }
 
-pub(crate) async fn refresh(State(state): State<AppState>, Json(body): Json<RefreshBody>) -> ApiResult<Response> {
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(body): Json<RefreshBody>,
+) -> ApiResult<Response> {
+    throttle(&state, peer, &headers).await?;
     Ok(tokens(state.auth.refresh(&Secret::new(body.refresh_token)).await?))
 }
 
