@@ -9,7 +9,6 @@ use warden_common::clock::{OffsetClock, SharedClock};
 use warden_common::testing;
 use warden_proto::auth::v1::auth_service_client::AuthServiceClient;
 
-pub const ADMIN: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "bootstrap-admin-password-1";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +19,8 @@ pub enum Backend {
 
 /// A running Warden for one test.
 pub struct TestWarden {
+    /// The bootstrap admin's username (password [`ADMIN_PASSWORD`]).
+    pub admin: String,
     pub base_url: String,
     pub grpc_url: String,
     pub http: reqwest::Client,
@@ -35,7 +36,8 @@ pub fn base_config(database_url: String, redis_url: Option<String>) -> Config {
         redis_url,
         http_addr: "127.0.0.1:0".into(),
         grpc_addr: "127.0.0.1:0".into(),
-        bootstrap_admin_username: Some(ADMIN.into()),
+        // Unique per test: lockout counters in the shared Redis are keyed by username.
+        bootstrap_admin_username: Some(unique("admin")),
         bootstrap_admin_password: Some(ADMIN_PASSWORD.into()),
         // Tests share one Redis and one client address; throttling has its own tests.
         client_rate_limit: 0,
@@ -106,6 +108,7 @@ impl TestWarden {
         let http_addr = processes.iter().find_map(|p| p.http_addr).expect("a gateway");
         let grpc_addr = processes.iter().find_map(|p| p.local.auth.as_ref().and(p.grpc_addr)).expect("an auth service");
         TestWarden {
+            admin: config.bootstrap_admin_username.clone().unwrap_or_default(),
             base_url: format!("http://{http_addr}"),
             grpc_url: format!("http://{grpc_addr}"),
             http: reqwest::Client::new(),
@@ -156,7 +159,7 @@ impl TestWarden {
     }
 
     pub async fn admin_token(&self) -> String {
-        self.login_ok(ADMIN, ADMIN_PASSWORD).await["access_token"].as_str().expect("token").to_owned()
+        self.login_ok(&self.admin, ADMIN_PASSWORD).await["access_token"].as_str().expect("token").to_owned()
     }
 
     pub async fn get_with(&self, path: &str, token: &str) -> reqwest::Response {

@@ -88,7 +88,17 @@ pub struct User {
     pub roles: Vec<String>,
     pub disabled: bool,
     pub locked: bool,
+    pub mfa_enabled: bool,
     pub created_at: OffsetDateTime,
+}
+
+/// A TOTP enrolment in progress: shown once, activated by confirming a code.
+#[derive(Clone, Debug)]
+pub struct TotpEnrollment {
+    /// Base32, for typing into an authenticator app.
+    pub secret: String,
+    pub otpauth_uri: String,
+    pub qr_svg: String,
 }
 
 #[derive(Clone, Debug)]
@@ -131,6 +141,16 @@ pub trait AuthApi: Send + Sync + 'static {
     async fn change_password(&self, access_token: &Secret, current: &Secret, new: &Secret) -> Result<()>;
     /// Admin reset: sets the password and ends every session of the user.
     async fn reset_password(&self, user_id: Uuid, new: &Secret) -> Result<()>;
+    /// Second login step: the `mfa_token` from an `mfa_required` answer and a TOTP or
+    /// recovery code.
+    async fn complete_mfa_login(&self, mfa_token: &Secret, code: &str) -> Result<TokenPair>;
+    async fn enroll_totp(&self, access_token: &Secret) -> Result<TotpEnrollment>;
+    /// Activates the enrolment; returns the recovery codes, shown once.
+    async fn confirm_totp(&self, access_token: &Secret, code: &str) -> Result<Vec<String>>;
+    /// Removes the caller's factor; needs a current TOTP or recovery code.
+    async fn disable_totp(&self, access_token: &Secret, code: &str) -> Result<()>;
+    /// Admin removal of a user's second factor.
+    async fn remove_user_mfa(&self, user_id: Uuid) -> Result<()>;
     async fn create_user(&self, user: NewUser) -> Result<User>;
     async fn get_user(&self, id: Uuid) -> Result<User>;
     async fn update_user(&self, id: Uuid, update: UserUpdate) -> Result<User>;

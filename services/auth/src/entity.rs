@@ -69,3 +69,65 @@ pub(crate) mod login_failure {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod mfa_totp {
+    use sea_orm::entity::prelude::*;
+
+    /// A user's TOTP factor; `secret` is sealed at rest. Unconfirmed rows are enrolments in
+    /// progress and do not affect login.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "mfa_totp")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub(crate) user_id: Uuid,
+        pub(crate) secret: String,
+        pub(crate) confirmed: bool,
+        /// The last time step whose code was accepted; a code is never accepted twice.
+        pub(crate) last_used_step: i64,
+        pub(crate) created_at: TimeDateTimeWithTimeZone,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod recovery_code {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "mfa_recovery_codes")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub(crate) id: Uuid,
+        pub(crate) user_id: Uuid,
+        /// SHA-256 of the code; the code itself is shown once.
+        pub(crate) code_hash: String,
+        pub(crate) used_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod mfa_challenge {
+    use sea_orm::entity::prelude::*;
+
+    /// Pending second login steps (SQL store only; Redis keeps them with a TTL).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "mfa_challenges")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub(crate) token_hash: String,
+        pub(crate) user_id: Uuid,
+        pub(crate) expires_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

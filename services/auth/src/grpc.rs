@@ -57,6 +57,7 @@ impl From<User> for pb::User {
             disabled: u.disabled,
             locked: u.locked,
             created_at: Some(to_proto(u.created_at)),
+            mfa_enabled: u.mfa_enabled,
         }
     }
 }
@@ -207,6 +208,48 @@ impl AuthRpc for AuthGrpc {
         Ok(Response::new(pb::ResetPasswordResponse {}))
     }
 
+    async fn complete_mfa_login(
+        &self,
+        request: Request<pb::CompleteMfaLoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
+        let r = request.into_inner();
+        Ok(Response::new(self.0.complete_mfa_login(&Secret::new(r.mfa_token), &r.code).await?.into()))
+    }
+
+    async fn enroll_totp(
+        &self,
+        request: Request<pb::EnrollTotpRequest>,
+    ) -> Result<Response<pb::EnrollTotpResponse>, Status> {
+        let e = self.0.enroll_totp(&Secret::new(request.into_inner().access_token)).await?;
+        Ok(Response::new(pb::EnrollTotpResponse { secret: e.secret, otpauth_uri: e.otpauth_uri, qr_svg: e.qr_svg }))
+    }
+
+    async fn confirm_totp(
+        &self,
+        request: Request<pb::ConfirmTotpRequest>,
+    ) -> Result<Response<pb::ConfirmTotpResponse>, Status> {
+        let r = request.into_inner();
+        let recovery_codes = self.0.confirm_totp(&Secret::new(r.access_token), &r.code).await?;
+        Ok(Response::new(pb::ConfirmTotpResponse { recovery_codes }))
+    }
+
+    async fn disable_totp(
+        &self,
+        request: Request<pb::DisableTotpRequest>,
+    ) -> Result<Response<pb::DisableTotpResponse>, Status> {
+        let r = request.into_inner();
+        self.0.disable_totp(&Secret::new(r.access_token), &r.code).await?;
+        Ok(Response::new(pb::DisableTotpResponse {}))
+    }
+
+    async fn remove_user_mfa(
+        &self,
+        request: Request<pb::RemoveUserMfaRequest>,
+    ) -> Result<Response<pb::RemoveUserMfaResponse>, Status> {
+        self.0.remove_user_mfa(uuid_arg("user_id", &request.into_inner().user_id)?).await?;
+        Ok(Response::new(pb::RemoveUserMfaResponse {}))
+    }
+
     async fn create_user(&self, request: Request<pb::CreateUserRequest>) -> Result<Response<pb::User>, Status> {
         let r = request.into_inner();
         let user = self
@@ -264,6 +307,7 @@ fn user(u: pb::User) -> Result<User> {
         roles: u.roles,
         disabled: u.disabled,
         locked: u.locked,
+        mfa_enabled: u.mfa_enabled,
         created_at: u.created_at.as_ref().map(from_proto).unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
     })
 }
@@ -415,6 +459,33 @@ impl AuthApi for RemoteAuth {
     async fn reset_password(&self, user_id: Uuid, new: &Secret) -> Result<()> {
         let request = pb::ResetPasswordRequest { user_id: user_id.to_string(), new_password: new.expose().to_owned() };
         self.client.clone().reset_password(request).await?;
+        Ok(())
+    }
+
+    async fn complete_mfa_login(&self, mfa_token: &Secret, code: &str) -> Result<TokenPair> {
+        let request = pb::CompleteMfaLoginRequest { mfa_token: mfa_token.expose().to_owned(), code: code.to_owned() };
+        Ok(pair(self.client.clone().complete_mfa_login(request).await?.into_inner()))
+    }
+
+    async fn enroll_totp(&self, access_token: &Secret) -> Result<TotpEnrollment> {
+        let request = pb::EnrollTotpRequest { access_token: access_token.expose().to_owned() };
+        let e = self.client.clone().enroll_totp(request).await?.into_inner();
+        Ok(TotpEnrollment { secret: e.secret, otpauth_uri: e.otpauth_uri, qr_svg: e.qr_svg })
+    }
+
+    async fn confirm_totp(&self, access_token: &Secret, code: &str) -> Result<Vec<String>> {
+        let request = pb::ConfirmTotpRequest { access_token: access_token.expose().to_owned(), code: code.to_owned() };
+        Ok(self.client.clone().confirm_totp(request).await?.into_inner().recovery_codes)
+    }
+
+    async fn disable_totp(&self, access_token: &Secret, code: &str) -> Result<()> {
+        let request = pb::DisableTotpRequest { access_token: access_token.expose().to_owned(), code: code.to_owned() };
+        self.client.clone().disable_totp(request).await?;
+        Ok(())
+    }
+
+    async fn remove_user_mfa(&self, user_id: Uuid) -> Result<()> {
+        self.client.clone().remove_user_mfa(pb::RemoveUserMfaRequest { user_id: user_id.to_string() }).await?;
         Ok(())
     }
 

@@ -2,11 +2,13 @@
 mod api;
 mod entity;
 pub mod grpc;
+mod mfa;
 mod migrations;
 pub mod password;
 pub mod policy;
 mod service;
 pub mod store;
+pub mod totp;
 mod users;
 
 pub use api::*;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use warden_common::clock::SharedClock;
+use warden_common::sealing::Sealer;
 use warden_common::secret::{Secret, sha256_hex};
 use warden_common::{Config, Error, ErrorCode, Result};
 use warden_key::{CreatedApiKey, NewApiKey, SharedKeys};
@@ -22,6 +23,10 @@ pub struct AuthSettings {
     pub refresh_replay_window: i64,
     pub lockout: LockoutPolicy,
     pub password: PasswordPolicy,
+    /// Seals TOTP secrets at rest (the same root secret as signing keys).
+    pub sealing_secret: Option<String>,
+    /// The issuer name authenticator apps show.
+    pub totp_issuer: String,
 }
 
 impl From<&Config> for AuthSettings {
@@ -35,6 +40,8 @@ impl From<&Config> for AuthSettings {
                 base_seconds: c.lockout_seconds,
                 max_seconds: c.lockout_max_seconds,
             },
+            sealing_secret: c.signing_key_secret.clone(),
+            totp_issuer: "Warden".to_owned(),
             password: PasswordPolicy {
                 min_length: c.password_min_length as usize,
                 min_strength: c.password_min_strength as u8,
@@ -58,6 +65,7 @@ pub struct AuthService {
     pub(crate) hasher: PasswordHasher,
     pub(crate) clock: SharedClock,
     pub(crate) settings: AuthSettings,
+    pub(crate) totp_sealer: Sealer,
 }
 
 pub(crate) fn invalid_credentials() -> Error {
@@ -90,7 +98,8 @@ impl AuthService {
         clock: SharedClock,
         settings: AuthSettings,
     ) -> Self {
-        AuthService { db, store, peers, hasher, clock, settings }
+        let totp_sealer = Sealer::new(settings.sealing_secret.as_deref(), "totp-secrets");
+        AuthService { db, store, peers, hasher, clock, settings, totp_sealer }
     }
 
     pub(crate) async fn find_user(&self, id: Uuid) -> Result<Option<user::Model>> {
@@ -102,7 +111,7 @@ impl AuthService {
     }
 
     /// Creates a session and its first token pair.
-    async fn start_session(&self, user_id: Uuid) -> Result<TokenPair> {
+    pub(crate) async fn start_session(&self, user_id: Uuid) -> Result<TokenPair> {
         let now = self.clock.unix();
         let session_id = Uuid::new_v4();
         let expires_at = now + self.settings.session_max_age;
@@ -259,15 +268,19 @@ impl AuthApi for AuthService {
             tracing::info!(target: "audit", event = "login_refused_disabled", user_id = %user.id);
             return Err(Error::new(ErrorCode::AccountDisabled, "the account is disabled"));
         }
-        if state.failures > 0 {
-            self.store.clear_failures(&key).await?;
-        }
         if verified.needs_rehash {
             let hash = self.hasher.hash(password).await?;
             let mut active: user::ActiveModel = user.clone().into();
             active.password_hash = Set(hash);
             active.updated_at = Set(self.clock.now());
             active.update(&self.db).await?;
+        }
+        if self.mfa_enabled(user.id).await? {
+            // Password failures are cleared only once the second factor is passed too.
+            return Err(self.mfa_challenge(user.id).await?);
+        }
+        if state.failures > 0 {
+            self.store.clear_failures(&key).await?;
         }
         let pair = self.start_session(user.id).await?;
         tracing::info!(target: "audit", event = "login_succeeded", user_id = %user.id);
@@ -454,6 +467,30 @@ impl AuthApi for AuthService {
         self.set_password(user, new).await?;
         tracing::info!(target: "audit", event = "password_reset", user_id = %id);
         self.end_user_sessions(id, None, "password_reset").await
+    }
+
+    async fn complete_mfa_login(&self, mfa_token: &Secret, code: &str) -> Result<TokenPair> {
+        self.complete_mfa(mfa_token, code).await
+    }
+
+    async fn enroll_totp(&self, access_token: &Secret) -> Result<TotpEnrollment> {
+        let (user, _) = self.verify_access(access_token).await?;
+        self.enroll_totp_for(user.id, &user.username).await
+    }
+
+    async fn confirm_totp(&self, access_token: &Secret, code: &str) -> Result<Vec<String>> {
+        let (user, _) = self.verify_access(access_token).await?;
+        self.confirm_totp_for(user.id, code).await
+    }
+
+    async fn disable_totp(&self, access_token: &Secret, code: &str) -> Result<()> {
+        let (user, _) = self.verify_access(access_token).await?;
+        self.disable_totp_for(user.id, &user.username, code).await
+    }
+
+    async fn remove_user_mfa(&self, user_id: Uuid) -> Result<()> {
+        self.find_user(user_id).await?.ok_or_else(|| Error::not_found("no such user"))?;
+        self.remove_mfa(user_id, "admin").await
     }
 
     async fn create_user(&self, new: NewUser) -> Result<User> {

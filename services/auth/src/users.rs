@@ -63,6 +63,7 @@ impl AuthService {
             roles,
             disabled: user.disabled,
             locked: state.locked_until > 0,
+            mfa_enabled: self.mfa_enabled(user.id).await?,
             created_at: user.created_at,
         })
     }

@@ -1,7 +1,7 @@
 //! The route table: every REST route with the access it needs, in one place. The router is
 //! built from this table only, so a route cannot exist without a declared access.
 use crate::access::{Access, enforce};
-use crate::handlers::{admin, identity, keys, ops, session};
+use crate::handlers::{admin, identity, keys, mfa, ops, session};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use axum::Router;
@@ -34,6 +34,7 @@ pub fn table() -> Vec<Route> {
     use Method as M;
     vec![
         route(M::POST, "/api/v1/auth/login", Public, post(session::login)),
+        route(M::POST, "/api/v1/auth/login/mfa", Public, post(mfa::login)),
         route(M::POST, "/api/v1/auth/refresh", Public, post(session::refresh)),
         // Logout authenticates by the refresh token in the body or the bearer for `all`.
         route(M::POST, "/api/v1/auth/logout", Public, post(session::logout)),
@@ -45,12 +46,16 @@ pub fn table() -> Vec<Route> {
         route(M::DELETE, "/api/v1/auth/api-keys/{id}", BEARER, delete(keys::revoke)),
         route(M::POST, "/api/v1/auth/authorize", ANY_CALLER, post(identity::authorize)),
         route(M::POST, "/api/v1/auth/password", BEARER, post(session::change_password)),
+        route(M::POST, "/api/v1/auth/mfa/totp", BEARER, post(mfa::enroll)),
+        route(M::POST, "/api/v1/auth/mfa/totp/confirm", BEARER, post(mfa::confirm)),
+        route(M::DELETE, "/api/v1/auth/mfa/totp", BEARER, delete(mfa::disable)),
         // Forward-auth answers 401/403 itself, with its own permission from the query.
         route(M::GET, "/api/v1/auth/verify", Public, get(identity::verify)),
         route(M::POST, "/api/v1/admin/users", Permission("users:write"), post(admin::create_user)),
         route(M::GET, "/api/v1/admin/users/{id}", Permission("users:read"), get(admin::get_user)),
         route(M::PATCH, "/api/v1/admin/users/{id}", Permission("users:write"), patch(admin::patch_user)),
         route(M::POST, "/api/v1/admin/users/{id}/password", Permission("users:write"), post(admin::reset_password)),
+        route(M::DELETE, "/api/v1/admin/users/{id}/mfa", Permission("users:write"), delete(mfa::admin_remove)),
         route(M::POST, "/api/v1/admin/roles", Permission("roles:write"), post(admin::create_role)),
         route(M::GET, "/api/v1/admin/roles", Permission("roles:read"), get(admin::list_roles)),
         route(M::DELETE, "/api/v1/admin/roles/{name}", Permission("roles:write"), delete(admin::delete_role)),

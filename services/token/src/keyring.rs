@@ -3,7 +3,6 @@
 //! in the JWKS) until every token it signed has expired.
 use crate::api::Jwk;
 use crate::entity::{self, Entity as SigningKeys};
-use crate::sealing::Sealer;
 use crate::signing_key::{KeyPair, decoding_key, jwk};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,6 +14,7 @@ use sea_orm::{
 use std::collections::HashMap;
 use time::OffsetDateTime;
 use warden_common::clock::SharedClock;
+use warden_common::sealing::Sealer;
 use warden_common::{Error, Result};
 
 /// Everything needed to sign and verify, swapped as a whole on reload.
@@ -51,7 +51,12 @@ impl KeyStore {
             .filter(|r| r.retired_at.is_none())
             .max_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.kid.cmp(&b.kid)))
             .ok_or_else(|| Error::internal(anyhow::anyhow!("no current signing key after bootstrap")))?;
-        let pair = KeyPair::from_seed(current.kid.clone(), self.sealer.open(&current.kid, &current.private_key)?);
+        let seed: [u8; 32] = self
+            .sealer
+            .open(&current.kid, &current.private_key)?
+            .try_into()
+            .map_err(|_| Error::internal(anyhow::anyhow!("signing key {} has the wrong length", current.kid)))?;
+        let pair = KeyPair::from_seed(current.kid.clone(), seed);
         let mut verifiers = HashMap::new();
         let mut jwks = Vec::new();
         for row in &rows {

@@ -5,7 +5,6 @@ pub mod grpc;
 mod jwt;
 mod keyring;
 mod migrations;
-mod sealing;
 mod service;
 mod signing_key;
 

@@ -2,13 +2,13 @@
 use crate::api::{IssuedToken, Jwk, TokenApi, TokenKind, TokenSeed, VerifiedToken};
 use crate::jwt::{self, Claims, LEEWAY_SECONDS};
 use crate::keyring::{KeyRing, KeyStore};
-use crate::sealing::Sealer;
 use sea_orm::DatabaseConnection;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use warden_common::clock::SharedClock;
+use warden_common::sealing::Sealer;
 use warden_common::{Config, Error, ErrorCode, Result};
 
 /// How often every replica re-reads the key table (rotation by another replica).
@@ -52,7 +52,8 @@ pub struct TokenService {
 impl TokenService {
     /// Loads (or creates) the signing keys and starts the periodic reload.
     pub async fn new(db: DatabaseConnection, clock: SharedClock, settings: TokenSettings) -> anyhow::Result<Arc<Self>> {
-        let store = KeyStore::new(db, clock.clone(), Sealer::new(settings.signing_key_secret.as_deref()));
+        let store =
+            KeyStore::new(db, clock.clone(), Sealer::new(settings.signing_key_secret.as_deref(), "signing-keys"));
         let ring = store.load().await.map_err(|e| {
             anyhow::anyhow!("loading signing keys: {}", e.source_chain().unwrap_or_else(|| e.to_string()))
         })?;

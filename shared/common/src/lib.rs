@@ -7,6 +7,7 @@ pub mod error;
 pub mod grpc;
 pub mod net;
 pub mod redis;
+pub mod sealing;
 pub mod secret;
 pub mod telemetry;
 pub mod testing;

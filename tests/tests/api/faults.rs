@@ -4,7 +4,7 @@
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use warden_tests::{ADMIN, ADMIN_PASSWORD, TestWarden, base_config};
+use warden_tests::{ADMIN_PASSWORD, TestWarden, base_config};
 
 struct RedisServer {
     port: u16,
@@ -61,7 +61,7 @@ async fn redis_flush_down_and_back() {
     let redis = RedisServer::start(port);
     let w = TestWarden::start_config(base_config(db, Some(format!("redis://127.0.0.1:{port}")))).await;
 
-    let tokens = w.login_ok(ADMIN, ADMIN_PASSWORD).await;
+    let tokens = w.login_ok(&w.admin, ADMIN_PASSWORD).await;
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(w.get_with("/api/v1/auth/me", access).await.status(), 200);
     // Every key Warden wrote has a TTL.
@@ -77,7 +77,7 @@ async fn redis_flush_down_and_back() {
     assert_eq!(code(w.get_with("/api/v1/auth/me", access).await).await, (401, "token_revoked".into()));
     let refresh = w.post("/api/v1/auth/refresh", serde_json::json!({ "refresh_token": tokens["refresh_token"] })).await;
     assert_eq!(refresh.status(), 401);
-    let again = w.login_ok(ADMIN, ADMIN_PASSWORD).await;
+    let again = w.login_ok(&w.admin, ADMIN_PASSWORD).await;
     let access = again["access_token"].as_str().unwrap().to_owned();
 
     // Down: a fast 503 with Retry-After, never an allow, and readiness says so.
@@ -89,14 +89,14 @@ async fn redis_flush_down_and_back() {
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
     assert_eq!(code(r).await.1, "unavailable");
-    assert_eq!(w.login(ADMIN, ADMIN_PASSWORD).await.status(), 503);
+    assert_eq!(w.login(&w.admin, ADMIN_PASSWORD).await.status(), 503);
     assert_eq!(w.http.get(w.url("/readyz")).send().await.unwrap().status(), 503);
 
     // Back: recovers without a restart.
     let _redis = RedisServer::start(port);
     let mut recovered = false;
     for _ in 0..50 {
-        if w.login(ADMIN, ADMIN_PASSWORD).await.status() == 200 {
+        if w.login(&w.admin, ADMIN_PASSWORD).await.status() == 200 {
             recovered = true;
             break;
         }

@@ -4,14 +4,14 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use warden_common::{Error, ErrorCode};
 use warden_proto::auth::v1 as pb;
-use warden_tests::{ADMIN, ADMIN_PASSWORD, TestWarden, on_every_backend, unique};
+use warden_tests::{ADMIN_PASSWORD, TestWarden, on_every_backend, unique};
 
 on_every_backend!(grpc_login_verify_and_errors);
 
 async fn grpc_login_verify_and_errors(w: TestWarden) {
     let mut auth = w.auth_client().await;
     let login = auth
-        .login(pb::LoginRequest { username: ADMIN.into(), password: ADMIN_PASSWORD.into() })
+        .login(pb::LoginRequest { username: w.admin.clone(), password: ADMIN_PASSWORD.into() })
         .await
         .unwrap()
         .into_inner();
@@ -23,7 +23,7 @@ async fn grpc_login_verify_and_errors(w: TestWarden) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(user.username, ADMIN);
+    assert_eq!(user.username, w.admin);
     assert_eq!(user.roles, vec!["admin".to_owned()]);
 
     let allowed = auth

@@ -1,6 +1,6 @@
 //! Bad input: clear problem answers, never a 500.
 use serde_json::Value;
-use warden_tests::{ADMIN, TestWarden, on_every_backend};
+use warden_tests::{TestWarden, on_every_backend};
 
 on_every_backend!(malformed_and_oversized_input_is_refused);
 
@@ -15,7 +15,7 @@ async fn code(r: reqwest::Response) -> (u16, String) {
 async fn malformed_and_oversized_input_is_refused(w: TestWarden) {
     let url = w.url("/api/v1/auth/login");
     let long_password = "p".repeat(1025);
-    let r = w.login(ADMIN, &long_password).await;
+    let r = w.login(&w.admin, &long_password).await;
     assert_eq!(code(r).await, (400, "validation_error".into()));
 
     let r = w.http.post(&url).header("content-type", "application/json").body("{not json").send().await.unwrap();

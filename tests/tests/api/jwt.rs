@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde_json::{Value, json};
-use warden_tests::{ADMIN, ADMIN_PASSWORD, Backend, TestWarden, backend_urls, base_config, on_every_backend};
+use warden_tests::{ADMIN_PASSWORD, Backend, TestWarden, backend_urls, base_config, on_every_backend};
 
 on_every_backend!(token_verifies_independently_against_jwks, forged_tokens_are_refused);
 
@@ -18,7 +18,7 @@ async fn jwks(w: &TestWarden) -> Value {
 }
 
 async fn token_verifies_independently_against_jwks(w: TestWarden) {
-    let tokens = w.login_ok(ADMIN, ADMIN_PASSWORD).await;
+    let tokens = w.login_ok(&w.admin, ADMIN_PASSWORD).await;
     let token = tokens["access_token"].as_str().unwrap();
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3);
@@ -64,7 +64,7 @@ async fn assert_invalid(w: &TestWarden, token: &str, what: &str) {
 }
 
 async fn forged_tokens_are_refused(w: TestWarden) {
-    let token = w.login_ok(ADMIN, ADMIN_PASSWORD).await["access_token"].as_str().unwrap().to_owned();
+    let token = w.login_ok(&w.admin, ADMIN_PASSWORD).await["access_token"].as_str().unwrap().to_owned();
     let parts: Vec<&str> = token.split('.').collect();
     let claims = decode(parts[1]);
     let header = decode(parts[0]);
@@ -116,7 +116,7 @@ async fn forged_tokens_are_refused(w: TestWarden) {
 async fn wrong_audience_is_refused_and_restart_keeps_keys() {
     let (db, _) = backend_urls(Backend::Sqlite, "audience").await.unwrap();
     let first = TestWarden::start_config(base_config(db.clone(), None)).await;
-    let tokens = first.login_ok(ADMIN, ADMIN_PASSWORD).await;
+    let tokens = first.login_ok(&first.admin, ADMIN_PASSWORD).await;
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     let kid_before = jwks(&first).await["keys"][0]["kid"].clone();
     first.shutdown().await;

@@ -3,7 +3,7 @@
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use warden_tests::{ADMIN, ADMIN_PASSWORD, TestWarden, on_every_backend};
+use warden_tests::{ADMIN_PASSWORD, TestWarden, on_every_backend};
 use warden_token::TokenApi;
 
 on_every_backend!(rotation_under_load_rejects_nothing);
@@ -52,7 +52,7 @@ async fn rotation_under_load_rejects_nothing(w: TestWarden) {
 
     // Once every token the old key signed has expired, it leaves the JWKS.
     w.clock.advance(1_209_600 + 60);
-    let login = w.login(ADMIN, ADMIN_PASSWORD).await;
+    let login = w.login(&w.admin, ADMIN_PASSWORD).await;
     assert_eq!(login.status(), 200);
     tokens.rotate_signing_key().await.unwrap();
     let jwks: Value = w.http.get(w.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();

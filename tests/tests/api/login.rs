@@ -1,6 +1,6 @@
 //! Flow 1 (login) through the REST gateway.
 use serde_json::Value;
-use warden_tests::{ADMIN, ADMIN_PASSWORD, TestWarden, on_every_backend, unique};
+use warden_tests::{ADMIN_PASSWORD, TestWarden, on_every_backend, unique};
 
 on_every_backend!(
     login_returns_tokens_and_me_works,
@@ -9,7 +9,7 @@ on_every_backend!(
 );
 
 async fn login_returns_tokens_and_me_works(w: TestWarden) {
-    let response = w.login(ADMIN, ADMIN_PASSWORD).await;
+    let response = w.login(&w.admin, ADMIN_PASSWORD).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let body: Value = response.json().await.unwrap();
@@ -22,7 +22,7 @@ async fn login_returns_tokens_and_me_works(w: TestWarden) {
     let me = w.get_with("/api/v1/auth/me", access).await;
     assert_eq!(me.status(), 200);
     let me: Value = me.json().await.unwrap();
-    assert_eq!(me["username"], ADMIN);
+    assert_eq!(me["username"], w.admin.as_str());
     assert_eq!(me["roles"], serde_json::json!(["admin"]));
     assert_eq!(me["permissions"], serde_json::json!(["*"]));
 
@@ -62,7 +62,7 @@ async fn wrong_password_and_unknown_user_answer_identically(w: TestWarden) {
 }
 
 async fn logout_stops_access_token_at_once(w: TestWarden) {
-    let tokens = w.login_ok(ADMIN, ADMIN_PASSWORD).await;
+    let tokens = w.login_ok(&w.admin, ADMIN_PASSWORD).await;
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(w.get_with("/api/v1/auth/me", access).await.status(), 200);
     let out = w.post("/api/v1/auth/logout", serde_json::json!({ "refresh_token": tokens["refresh_token"] })).await;

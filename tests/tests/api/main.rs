@@ -7,6 +7,7 @@ mod jwt;
 mod keys_rotation;
 mod lockout;
 mod login;
+mod mfa;
 mod password;
 mod rbac;
 mod refresh;

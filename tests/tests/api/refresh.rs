@@ -1,7 +1,7 @@
 //! Flow 3 (refresh): rotation, the replay window, reuse detection, concurrency, idle and
 //! absolute expiry (with the injected clock), logout of all sessions and the session list.
 use serde_json::{Value, json};
-use warden_tests::{ADMIN, ADMIN_PASSWORD, Backend, TestWarden, on_every_backend};
+use warden_tests::{ADMIN_PASSWORD, Backend, TestWarden, on_every_backend};
 
 on_every_backend!(
     refresh_rotates_and_reuse_revokes_the_family,
@@ -21,7 +21,7 @@ async fn code(r: reqwest::Response) -> (u16, String) {
 }
 
 async fn refresh_rotates_and_reuse_revokes_the_family(w: TestWarden) {
-    let first = w.login_ok(ADMIN, ADMIN_PASSWORD).await;
+    let first = w.login_ok(&w.admin, ADMIN_PASSWORD).await;
     let t0 = first["refresh_token"].as_str().unwrap();
     let r = refresh(&w, t0).await;
     assert_eq!(r.status(), 200);
@@ -48,7 +48,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family(w: TestWarden) {
 }
 
 async fn parallel_refreshes_yield_one_family(w: TestWarden) {
-    let first = w.login_ok(ADMIN, ADMIN_PASSWORD).await;
+    let first = w.login_ok(&w.admin, ADMIN_PASSWORD).await;
     let t0 = first["refresh_token"].as_str().unwrap().to_owned();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..50 {
@@ -78,7 +78,7 @@ async fn parallel_refreshes_yield_one_family(w: TestWarden) {
 
 async fn idle_and_absolute_expiry(w: TestWarden) {
     // Idle: past the refresh TTL without a refresh.
-    let tokens = w.login_ok(ADMIN, ADMIN_PASSWORD).await;
+    let tokens = w.login_ok(&w.admin, ADMIN_PASSWORD).await;
     w.clock.advance(1_209_600 + 11);
     let r = refresh(&w, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(code(r).await, (401, "session_expired".into()));
@@ -95,7 +95,7 @@ async fn absolute_session_age(backend: Backend) {
     else {
         return;
     };
-    let mut token = w.login_ok(ADMIN, ADMIN_PASSWORD).await["refresh_token"].as_str().unwrap().to_owned();
+    let mut token = w.login_ok(&w.admin, ADMIN_PASSWORD).await["refresh_token"].as_str().unwrap().to_owned();
     for _ in 0..2 {
         w.clock.advance(40);
         let next: Value = refresh(&w, &token).await.json().await.unwrap();
@@ -118,8 +118,8 @@ async fn absolute_session_age_postgres_redis() {
 }
 
 async fn logout_all_and_session_list(w: TestWarden) {
-    let a = w.login_ok(ADMIN, ADMIN_PASSWORD).await;
-    let b = w.login_ok(ADMIN, ADMIN_PASSWORD).await;
+    let a = w.login_ok(&w.admin, ADMIN_PASSWORD).await;
+    let b = w.login_ok(&w.admin, ADMIN_PASSWORD).await;
     let access_a = a["access_token"].as_str().unwrap();
     let access_b = b["access_token"].as_str().unwrap();
     let list: Value = w.get_with("/api/v1/auth/sessions", access_a).await.json().await.unwrap();
@@ -142,7 +142,7 @@ async fn logout_all_and_session_list(w: TestWarden) {
         w.http.delete(w.url(&format!("/api/v1/auth/sessions/{sid}"))).bearer_auth(access_a).send().await.unwrap();
     assert_eq!(unknown.status(), 404);
 
-    let c = w.login_ok(ADMIN, ADMIN_PASSWORD).await;
+    let c = w.login_ok(&w.admin, ADMIN_PASSWORD).await;
     let out = w
         .http
         .post(w.url("/api/v1/auth/logout"))

@@ -1,5 +1,5 @@
 //! Split mode: every service its own server, talking gRPC, on PostgreSQL + Redis.
-use warden_tests::{ADMIN, ADMIN_PASSWORD, Backend, TestWarden, backend_urls, unique};
+use warden_tests::{ADMIN_PASSWORD, Backend, TestWarden, backend_urls, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_mode_login_me_and_lockout() {
@@ -8,7 +8,7 @@ async fn split_mode_login_me_and_lockout() {
     // The bootstrap admin is created by the auth service once RBAC answers.
     let mut tokens = None;
     for _ in 0..50 {
-        let r = w.login(ADMIN, ADMIN_PASSWORD).await;
+        let r = w.login(&w.admin, ADMIN_PASSWORD).await;
         if r.status() == 200 {
             tokens = Some(r.json::<serde_json::Value>().await.unwrap());
             break;
@@ -18,7 +18,7 @@ async fn split_mode_login_me_and_lockout() {
     let tokens = tokens.expect("bootstrap admin can log in");
     let access = tokens["access_token"].as_str().unwrap();
     let me: serde_json::Value = w.get_with("/api/v1/auth/me", access).await.json().await.unwrap();
-    assert_eq!(me["username"], ADMIN);
+    assert_eq!(me["username"], w.admin.as_str());
     assert_eq!(me["roles"], serde_json::json!(["admin"]));
 
     let name = unique("split");

@@ -4,11 +4,13 @@ use sea_orm_migration::MigrationTrait;
 mod m20261125_000201_create_users;
 mod m20261125_000202_create_sessions;
 mod m20261125_000203_create_login_failures;
+mod m20261125_000204_create_mfa;
 
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
     vec![
         Box::new(m20261125_000201_create_users::Migration),
         Box::new(m20261125_000202_create_sessions::Migration),
         Box::new(m20261125_000203_create_login_failures::Migration),
+        Box::new(m20261125_000204_create_mfa::Migration),
     ]
 }

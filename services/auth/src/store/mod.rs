@@ -86,6 +86,12 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn record_failure(&self, key: &str, now: i64, policy: &LockoutPolicy) -> Result<FailureState>;
     async fn clear_failures(&self, key: &str) -> Result<()>;
 
+    /// A pending second login step, keyed by the hash of its single-use token.
+    async fn put_mfa_challenge(&self, token_hash: &str, user_id: Uuid, expires_at: i64) -> Result<()>;
+    async fn get_mfa_challenge(&self, token_hash: &str, now: i64) -> Result<Option<Uuid>>;
+    /// Consumes a challenge; true only for the one caller that removed it.
+    async fn take_mfa_challenge(&self, token_hash: &str) -> Result<bool>;
+
     async fn ping(&self) -> bool;
 }
 

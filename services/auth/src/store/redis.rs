@@ -196,6 +196,22 @@ impl SessionStore for RedisStore {
         Ok(())
     }
 
+    async fn put_mfa_challenge(&self, token_hash: &str, user_id: Uuid, expires_at: i64) -> Result<()> {
+        let key = format!("warden:mfa:{token_hash}");
+        let _: () = self.client.set(&key, user_id.to_string(), Some(Expiration::EXAT(expires_at)), None, false).await?;
+        Ok(())
+    }
+
+    async fn get_mfa_challenge(&self, token_hash: &str, _now: i64) -> Result<Option<Uuid>> {
+        let value: Option<String> = self.client.get(format!("warden:mfa:{token_hash}")).await?;
+        Ok(value.and_then(|v| Uuid::parse_str(&v).ok()))
+    }
+
+    async fn take_mfa_challenge(&self, token_hash: &str) -> Result<bool> {
+        let removed: i64 = self.client.del(format!("warden:mfa:{token_hash}")).await?;
+        Ok(removed == 1)
+    }
+
     async fn ping(&self) -> bool {
         warden_common::redis::ping(&self.client).await
     }

@@ -1,7 +1,7 @@
 //! Session store on the SQL database, for the embedded default (no Redis). Rows carry
 //! their end time; reads ignore ended rows and a background sweep deletes them.
 use super::{FailureState, LockoutPolicy, Rotation, SessionRecord, SessionStore};
-use crate::entity::{login_failure, session};
+use crate::entity::{login_failure, mfa_challenge, session};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
@@ -32,6 +32,10 @@ impl SqlStore {
                     .add(session::Column::RefreshExpiresAt.lte(now));
                 if let Err(e) = session::Entity::delete_many().filter(ended).exec(&db).await {
                     tracing::warn!(error = %e, "session sweep failed");
+                }
+                let stale = mfa_challenge::Column::ExpiresAt.lte(now);
+                if let Err(e) = mfa_challenge::Entity::delete_many().filter(stale).exec(&db).await {
+                    tracing::warn!(error = %e, "mfa challenge sweep failed");
                 }
                 let forgotten = login_failure::Column::ExpiresAt.lte(now);
                 if let Err(e) = login_failure::Entity::delete_many().filter(forgotten).exec(&db).await {
@@ -193,6 +197,27 @@ impl SessionStore for SqlStore {
     async fn clear_failures(&self, key: &str) -> Result<()> {
         login_failure::Entity::delete_by_id(sha256_hex(key)).exec(&self.db).await?;
         Ok(())
+    }
+
+    async fn put_mfa_challenge(&self, token_hash: &str, user_id: Uuid, expires_at: i64) -> Result<()> {
+        mfa_challenge::ActiveModel {
+            token_hash: Set(token_hash.to_owned()),
+            user_id: Set(user_id),
+            expires_at: Set(expires_at),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_mfa_challenge(&self, token_hash: &str, now: i64) -> Result<Option<Uuid>> {
+        let row = mfa_challenge::Entity::find_by_id(token_hash.to_owned()).one(&self.db).await?;
+        Ok(row.filter(|r| r.expires_at > now).map(|r| r.user_id))
+    }
+
+    async fn take_mfa_challenge(&self, token_hash: &str) -> Result<bool> {
+        let removed = mfa_challenge::Entity::delete_by_id(token_hash.to_owned()).exec(&self.db).await?;
+        Ok(removed.rows_affected == 1)
     }
 
     async fn ping(&self) -> bool {

@@ -25,6 +25,7 @@ struct UserBody {
     roles: Vec<String>,
     disabled: bool,
     locked: bool,
+    mfa_enabled: bool,
     created_at: String,
 }
 
@@ -36,6 +37,7 @@ impl From<User> for UserBody {
             roles: u.roles,
             disabled: u.disabled,
             locked: u.locked,
+            mfa_enabled: u.mfa_enabled,
             created_at: rfc3339(u.created_at),
         }
     }

@@ -35,7 +35,7 @@ pub(crate) fn no_store<T: Serialize>(status: StatusCode, body: T) -> Response {
     (status, [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")], axum::Json(body)).into_response()
 }
 
-fn tokens(pair: TokenPair) -> Response {
+pub(crate) fn tokens(pair: TokenPair) -> Response {
     no_store(
         StatusCode::OK,
         TokenBody {

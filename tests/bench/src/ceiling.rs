@@ -1,0 +1,194 @@
+//! Ceilings: what this machine can do at best, so every Warden figure can be read as a
+//! ratio. Argon2id verification with Warden's parameters on all cores (four ways), and a bare
+//! axum server (its own process, started from this binary) answering a static body or
+//! verifying the same EdDSA token with jsonwebtoken.
+use crate::procs;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::get;
+use jsonwebtoken::{DecodingKey, Validation};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use warden_auth::password::{ITERATIONS, MEMORY_KIB, PARALLELISM};
+use warden_common::secret::Secret;
+
+const PASSWORD: &str = "bench-correct-horse-battery";
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ArgonRate {
+    pub name: &'static str,
+    pub threads: usize,
+    pub per_second: f64,
+    /// Wall time of one verification on one core.
+    pub ms_each: f64,
+    /// Minor page faults per verification (fresh 19 MiB allocations fault every page in).
+    pub faults_each: f64,
+}
+
+fn params() -> Params {
+    Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).expect("warden's argon2 parameters")
+}
+
+fn argon() -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params())
+}
+
+/// Runs `job` on `threads` OS threads for `duration`; returns completed jobs and elapsed seconds.
+fn on_threads(threads: usize, duration: Duration, job: impl Fn(&mut Vec<Block>) + Sync) -> (u64, f64) {
+    let done = AtomicU64::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut memory = vec![Block::new(); params().block_count()];
+                while start.elapsed() < duration {
+                    job(&mut memory);
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    (done.into_inner(), start.elapsed().as_secs_f64())
+}
+
+fn rate(name: &'static str, threads: usize, (ops, seconds): (u64, f64), faults: u64) -> ArgonRate {
+    let per_second = ops as f64 / seconds.max(1e-9);
+    ArgonRate {
+        name,
+        threads,
+        per_second,
+        ms_each: if per_second > 0.0 { 1000.0 * threads as f64 / per_second } else { 0.0 },
+        faults_each: faults as f64 / ops.max(1) as f64,
+    }
+}
+
+fn measured(name: &'static str, threads: usize, run: impl FnOnce() -> (u64, f64)) -> ArgonRate {
+    let pid = std::process::id();
+    let before = procs::minor_faults(pid).unwrap_or(0);
+    let result = run();
+    let faults = procs::minor_faults(pid).unwrap_or(0).saturating_sub(before);
+    rate(name, threads, result, faults)
+}
+
+/// Argon2id verifications per second on `threads` threads, four ways.
+pub fn argon2_rates(threads: usize, duration: Duration) -> anyhow::Result<Vec<ArgonRate>> {
+    let argon = argon();
+    let phc = argon.hash_password(PASSWORD.as_bytes()).map_err(anyhow::Error::msg)?.to_string();
+    let salt = PasswordHash::new(&phc)
+        .ok()
+        .and_then(|h| h.salt.map(|s| s.as_ref().to_vec()))
+        .ok_or_else(|| anyhow::anyhow!("no salt in {phc}"))?;
+    let mut out = Vec::new();
+
+    // Warden's own hasher, as login calls it: semaphore, spawn_blocking, PHC parse, fresh memory.
+    out.push(measured("Warden PasswordHasher::verify (tokio blocking pool)", threads, || {
+        warden_hasher_rate(threads, duration, &phc)
+    }));
+    out.push(measured("argon2 verify_password (PHC string, fresh memory)", threads, || {
+        on_threads(threads, duration, |_| {
+            let parsed = PasswordHash::new(&phc).expect("phc");
+            assert!(argon.verify_password(PASSWORD.as_bytes(), &parsed).is_ok());
+        })
+    }));
+    out.push(measured("argon2 hash_password_into (fresh memory)", threads, || {
+        on_threads(threads, duration, |_| {
+            let mut hash = [0u8; 32];
+            argon.hash_password_into(PASSWORD.as_bytes(), &salt, &mut hash).expect("hash");
+        })
+    }));
+    out.push(measured("argon2 hash_password_into_with_memory (reused memory)", threads, || {
+        on_threads(threads, duration, |memory| {
+            let mut hash = [0u8; 32];
+            argon
+                .hash_password_into_with_memory(PASSWORD.as_bytes(), &salt, &mut hash, memory.as_mut_slice())
+                .expect("hash");
+        })
+    }));
+    Ok(out)
+}
+
+fn warden_hasher_rate(threads: usize, duration: Duration, phc: &str) -> (u64, f64) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let hasher = warden_auth::password::PasswordHasher::new(threads);
+        let done = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..threads * 2)
+            .map(|_| {
+                let (hasher, done, phc) = (hasher.clone(), done.clone(), phc.to_owned());
+                tokio::spawn(async move {
+                    let password = Secret::new(PASSWORD);
+                    while start.elapsed() < duration {
+                        let v = hasher.verify(&password, Some(phc.clone())).await.expect("verify");
+                        assert!(v.matches);
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("hasher task");
+        }
+        (done.load(Ordering::Relaxed), start.elapsed().as_secs_f64())
+    })
+}
+
+/// Arguments of the `ceiling-server` subcommand.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServerArgs {
+    #[arg(long)]
+    pub addr: SocketAddr,
+    /// The Ed25519 public key (JWK `x`, base64url) that signed the tokens.
+    #[arg(long)]
+    pub x: String,
+    #[arg(long)]
+    pub issuer: String,
+    #[arg(long, default_value = "warden")]
+    pub audience: String,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+}
+
+struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+/// The bare axum server: the same runtime shape as `warden` (multi-threaded, one worker per core).
+pub fn serve(args: ServerArgs) -> anyhow::Result<()> {
+    let key = DecodingKey::from_ed_components(&args.x)?;
+    let mut validation = Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_issuer(&[&args.issuer]);
+    validation.set_audience(&[&args.audience]);
+    validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+    validation.leeway = 10;
+    let verifier = Arc::new(Verifier { key, validation });
+    let app = Router::new()
+        .route("/static", get(|| async { "ok" }))
+        .route("/verify", get(move |headers: HeaderMap| verify(verifier.clone(), headers)));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.addr).await?;
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
+
+async fn verify(verifier: Arc<Verifier>, headers: HeaderMap) -> Result<String, StatusCode> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(StatusCode::UNAUTHORIZED)?;
+    let data = jsonwebtoken::decode::<Claims>(token, &verifier.key, &verifier.validation)
+        .map_err(|_| StatusCode::UNAUTHORIZED)?;
+    Ok(data.claims.sub)
+}

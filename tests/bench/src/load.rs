@@ -1,0 +1,178 @@
+//! The load engine. Each worker owns one connection (HTTP/1.1) or one slot on a shared HTTP/2
+//! channel (gRPC) and sends one request at a time. Two pacings:
+//!
+//! - closed loop (saturation): send the next request as soon as the last answer arrived;
+//! - open loop at a fixed offered rate: every worker has a schedule of intended send times and
+//!   latency is measured from the *intended* time, not the actual one (wrk2's correction for
+//!   coordinated omission), so a stall counts against every request that should have been sent
+//!   during it.
+//!
+//! A run has a warm-up and a measured window; only requests inside the window count.
+use hdrhistogram::Histogram;
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Longest a single request may take before it counts as an error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an open-loop worker that fell behind may keep draining its backlog after the window.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// One request of a scenario. `Err` carries a short reason for the error summary.
+pub trait Worker: Send + 'static {
+    fn call(&mut self) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Pace {
+    Closed,
+    /// Requests per second, offered in total across workers.
+    Rate(f64),
+}
+
+/// When a run starts measuring and when it stops.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub start: Instant,
+    pub measure: Instant,
+    pub end: Instant,
+}
+
+impl Window {
+    pub fn after(warmup: Duration, duration: Duration) -> Window {
+        let start = Instant::now();
+        Window { start, measure: start + warmup, end: start + warmup + duration }
+    }
+
+    pub fn measured(&self) -> Duration {
+        self.end - self.measure
+    }
+}
+
+/// What one run measured.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    pub ok: u64,
+    pub errors: u64,
+    /// Latency in microseconds of successful and failed requests alike.
+    pub hist: Histogram<u64>,
+    pub first_error: Option<String>,
+    pub seconds: f64,
+}
+
+impl Stats {
+    fn empty(seconds: f64) -> Stats {
+        Stats { ok: 0, errors: 0, hist: new_histogram(), first_error: None, seconds }
+    }
+
+    fn merge(&mut self, other: Stats) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.hist.add(&other.hist).expect("histograms with the same bounds");
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
+    /// Successful requests per second in the window.
+    pub fn throughput(&self) -> f64 {
+        if self.seconds > 0.0 { self.ok as f64 / self.seconds } else { 0.0 }
+    }
+
+    pub fn p(&self, quantile: f64) -> Duration {
+        Duration::from_micros(self.hist.value_at_quantile(quantile))
+    }
+
+    pub fn max(&self) -> Duration {
+        Duration::from_micros(self.hist.max())
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 us to 100 s, 3 significant digits.
+    Histogram::new_with_bounds(1, 100_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Runs every worker for the window and merges what they measured. The workers come back
+/// so a later phase can reuse their connections.
+pub async fn run<W: Worker>(workers: Vec<W>, pace: Pace, window: Window) -> (Vec<W>, Stats) {
+    let count = workers.len().max(1);
+    let handles: Vec<_> = workers
+        .into_iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let period = match pace {
+                Pace::Closed => None,
+                Pace::Rate(rate) => Some(Duration::from_secs_f64(count as f64 / rate.max(0.001))),
+            };
+            // Stagger the workers' schedules evenly over one period.
+            let offset = period.map(|p| p.mul_f64(i as f64 / count as f64)).unwrap_or_default();
+            tokio::spawn(drive(w, period, offset, window))
+        })
+        .collect();
+    let mut total = Stats::empty(window.measured().as_secs_f64());
+    let mut back = Vec::with_capacity(handles.len());
+    for handle in handles {
+        let (worker, stats) = handle.await.expect("load worker panicked");
+        total.merge(stats);
+        back.push(worker);
+    }
+    (back, total)
+}
+
+async fn drive<W: Worker>(mut worker: W, period: Option<Duration>, offset: Duration, window: Window) -> (W, Stats) {
+    let mut stats = Stats::empty(window.measured().as_secs_f64());
+    let mut intended = window.start + offset;
+    loop {
+        let now = Instant::now();
+        let sent_at = match period {
+            None => {
+                if now >= window.end {
+                    break;
+                }
+                now
+            }
+            Some(period) => {
+                if intended >= window.end {
+                    break;
+                }
+                if now > window.end + DRAIN_GRACE {
+                    // Still behind long after the window: what is left was never sent.
+                    let missed = ((window.end - intended).as_secs_f64() / period.as_secs_f64()).ceil() as u64;
+                    stats.errors += missed;
+                    stats.first_error.get_or_insert_with(|| "offered rate not reached (backlog)".into());
+                    break;
+                }
+                if intended > now {
+                    tokio::time::sleep_until(intended).await;
+                }
+                let at = intended;
+                intended += period;
+                at
+            }
+        };
+        let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, worker.call()).await {
+            Ok(result) => result,
+            Err(_) => Err("timeout".into()),
+        };
+        let done = Instant::now();
+        let counted = match period {
+            // Closed loop: whatever completed inside the window.
+            None => done >= window.measure && done <= window.end,
+            // Open loop: whatever was due inside the window, however late it completed.
+            Some(_) => sent_at >= window.measure && sent_at < window.end,
+        };
+        if !counted {
+            continue;
+        }
+        stats.hist.saturating_record(done.saturating_duration_since(sent_at).as_micros().max(1) as u64);
+        match outcome {
+            Ok(()) => stats.ok += 1,
+            Err(e) => {
+                stats.errors += 1;
+                stats.first_error.get_or_insert(e);
+            }
+        }
+    }
+    (worker, stats)
+}

@@ -1,0 +1,370 @@
+//! The run's results as markdown: ceilings, one table per mode, and the issue's targets.
+use crate::ceiling::ArgonRate;
+use crate::fleet::Mode;
+use crate::redis_mem::SessionBytes;
+use crate::scenarios::{self as sc, Phase, ScenarioResult};
+use serde::Serialize;
+use std::fmt::Write as _;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ModeReport {
+    pub mode: Mode,
+    pub processes: Vec<String>,
+    /// VmRSS once listening, before any request.
+    pub rss_start_mib: Vec<f64>,
+    /// VmRSS after the fixtures (a login, an API key), a second later.
+    pub rss_idle_mib: Vec<f64>,
+    pub scenarios: Vec<ScenarioResult>,
+    pub session_bytes: Option<SessionBytes>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub machine: String,
+    pub settings: String,
+    pub argon2: Vec<ArgonRate>,
+    pub ceilings: Vec<ScenarioResult>,
+    pub modes: Vec<ModeReport>,
+}
+
+fn f0(x: f64) -> String {
+    format!("{x:.0}")
+}
+
+fn f1(x: f64) -> String {
+    format!("{x:.1}")
+}
+
+fn lat(x: f64) -> String {
+    if x >= 100.0 { format!("{x:.0}") } else { format!("{x:.2}") }
+}
+
+fn mib_list(names: &[String], values: &[f64]) -> String {
+    if names.len() == 1 {
+        return f1(values.first().copied().unwrap_or(0.0));
+    }
+    names.iter().zip(values).map(|(n, v)| format!("{n} {v:.1}")).collect::<Vec<_>>().join(", ")
+}
+
+impl Report {
+    pub fn fastest_argon2(&self) -> Option<&ArgonRate> {
+        self.argon2.iter().max_by(|a, b| a.per_second.total_cmp(&b.per_second))
+    }
+
+    fn ceiling(&self, name: &str) -> Option<f64> {
+        self.ceilings.iter().find(|c| c.name == name).map(|c| c.saturation.rps)
+    }
+
+    /// The scenario's throughput as a fraction of the ceiling that bounds it.
+    fn ratio(&self, s: &ScenarioResult) -> String {
+        let rps = s.saturation.rps;
+        let of = |c: Option<f64>| c.filter(|c| *c > 0.0).map(|c| format!("{:.2}", rps / c));
+        match s.name {
+            sc::LOGIN => of(self.fastest_argon2().map(|a| a.per_second)).map(|r| format!("{r} of argon2")),
+            sc::GRPC_CHECK | sc::GRPC_AUTHORIZE | sc::FLOOD => None,
+            _ => match (of(self.ceiling(sc::CEILING_JWT)), of(self.ceiling(sc::CEILING_STATIC))) {
+                (Some(j), Some(s)) => Some(format!("{j} of jwt, {s} of static")),
+                _ => None,
+            },
+        }
+        .unwrap_or_else(|| "—".into())
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "**Machine:** {}\n\n**Settings:** {}\n", self.machine, self.settings);
+        self.argon2_table(&mut md);
+        self.ceiling_table(&mut md);
+        for mode in &self.modes {
+            self.mode_tables(&mut md, mode);
+        }
+        self.targets(&mut md);
+        md
+    }
+
+    fn argon2_table(&self, md: &mut String) {
+        if self.argon2.is_empty() {
+            return;
+        }
+        md.push_str("### Ceiling: Argon2id verification (m=19456 KiB, t=2, p=1), all cores\n\n");
+        md.push_str("| implementation | threads | verifications/s | ms each (one core) | minor page faults each |\n");
+        md.push_str("| --- | ---: | ---: | ---: | ---: |\n");
+        for a in &self.argon2 {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.1} | {:.0} |",
+                a.name,
+                a.threads,
+                f1(a.per_second),
+                a.ms_each,
+                a.faults_each
+            );
+        }
+        md.push('\n');
+    }
+
+    fn ceiling_table(&self, md: &mut String) {
+        if self.ceilings.is_empty() {
+            return;
+        }
+        md.push_str("### Ceiling: bare axum (same runtime shape as warden, own process)\n\n");
+        md.push_str(
+            "| server | conns | req/s | p50 ms | p99 ms | max ms | errors | server CPU µs/req | client CPU µs/req \
+             | at ½ peak: p50 / p99 / max ms |\n",
+        );
+        md.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+        for c in &self.ceilings {
+            let s = &c.saturation;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                c.name,
+                c.connections,
+                f0(s.rps),
+                lat(s.p50_ms),
+                lat(s.p99_ms),
+                lat(s.max_ms),
+                s.errors,
+                f1(s.cpu_us_per_req),
+                f1(s.client_us_per_req),
+                fixed_cell(c.fixed.as_ref())
+            );
+        }
+        md.push('\n');
+    }
+
+    fn mode_tables(&self, md: &mut String, m: &ModeReport) {
+        let _ = writeln!(md, "### {}\n", m.mode);
+        let _ = writeln!(
+            md,
+            "Processes: {}. RSS MiB once listening: {}; idle after the fixtures: {}.\n",
+            m.processes.join(", "),
+            mib_list(&m.processes, &m.rss_start_mib),
+            mib_list(&m.processes, &m.rss_idle_mib)
+        );
+        md.push_str(
+            "| scenario | conns | req/s | p50 ms | p99 ms | max ms | errors | Warden CPU µs/req | PG+Redis CPU µs/req \
+             | client CPU µs/req | cores busy | peak RSS MiB | vs ceiling |\n",
+        );
+        md.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n");
+        for s in m.scenarios.iter().filter(|s| s.flood.is_none()) {
+            let p = &s.saturation;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {} |",
+                s.name,
+                s.connections,
+                f0(p.rps),
+                lat(p.p50_ms),
+                lat(p.p99_ms),
+                lat(p.max_ms),
+                p.errors,
+                f0(p.cpu_us_per_req),
+                f0(p.stores_us_per_req),
+                f0(p.client_us_per_req),
+                p.machine_busy * 2.0,
+                mib_list(&m.processes, &s.peak_rss_mib),
+                self.ratio(s)
+            );
+        }
+        md.push_str("\nAt a fixed offered rate of half the measured peak (latency from the intended send time):\n\n");
+        md.push_str("| scenario | offered/s | achieved/s | p50 ms | p99 ms | max ms | errors |\n");
+        md.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        for s in &m.scenarios {
+            if let Some(f) = &s.fixed {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    s.name,
+                    f0(f.offered.unwrap_or(0.0)),
+                    f0(f.rps),
+                    lat(f.p50_ms),
+                    lat(f.p99_ms),
+                    lat(f.max_ms),
+                    f.errors
+                );
+            }
+        }
+        if m.processes.len() > 1 {
+            md.push_str("\nCPU µs per request by process (saturation):\n\n");
+            let _ = writeln!(md, "| scenario | {} |", m.processes.join(" | "));
+            let _ = writeln!(md, "| --- |{}", " ---: |".repeat(m.processes.len()));
+            for s in m.scenarios.iter().filter(|s| s.flood.is_none()) {
+                let p = &s.saturation;
+                let cells: Vec<String> =
+                    p.cores_by_proc.iter().map(|c| f0(if p.rps > 0.0 { c * 1e6 / p.rps } else { 0.0 })).collect();
+                let _ = writeln!(md, "| {} | {} |", s.name, cells.join(" | "));
+            }
+        }
+        for s in &m.scenarios {
+            if let Some(f) = &s.flood {
+                let (b, d) = (&f.baseline, &s.saturation);
+                let _ = writeln!(
+                    md,
+                    "\nLogin flood: bearer `/verify` offered {}/s on {} connections; {} connections logging in \
+                     (closed loop) alongside.\n",
+                    f0(b.offered.unwrap_or(0.0)),
+                    s.connections,
+                    f.login_connections
+                );
+                md.push_str("| phase | achieved/s | p50 ms | p99 ms | max ms | errors | logins/s |\n");
+                md.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+                let _ = writeln!(
+                    md,
+                    "| without flood | {} | {} | {} | {} | {} | — |",
+                    f0(b.rps),
+                    lat(b.p50_ms),
+                    lat(b.p99_ms),
+                    lat(b.max_ms),
+                    b.errors
+                );
+                let _ = writeln!(
+                    md,
+                    "| during flood | {} | {} | {} | {} | {} | {} |",
+                    f0(d.rps),
+                    lat(d.p50_ms),
+                    lat(d.p99_ms),
+                    lat(d.max_ms),
+                    d.errors,
+                    f1(f.logins.rps)
+                );
+            }
+        }
+        if let Some(b) = &m.session_bytes {
+            let _ = writeln!(
+                md,
+                "\nRedis per session ({} logins): `warden:sess:*` hash {:.0} B + user index growth {:.0} B = **{:.0} B**.",
+                b.sessions,
+                b.session_key,
+                b.index_share,
+                b.per_session()
+            );
+        }
+        let errors: Vec<String> = m
+            .scenarios
+            .iter()
+            .flat_map(|s| [Some(&s.saturation), s.fixed.as_ref()].into_iter().flatten().map(move |p| (s.name, p)))
+            .filter_map(|(name, p)| p.first_error.as_ref().map(|e| format!("- {name}: {e}")))
+            .collect();
+        if !errors.is_empty() {
+            let _ = writeln!(md, "\nFirst error seen per scenario:\n\n{}", errors.join("\n"));
+        }
+        md.push('\n');
+    }
+
+    fn scenario(&self, mode: Mode, name: &str) -> Option<&ScenarioResult> {
+        self.modes.iter().find(|m| m.mode == mode)?.scenarios.iter().find(|s| s.name == name)
+    }
+
+    /// The issue's targets that this run measured.
+    pub fn target_rows(&self) -> Vec<[String; 5]> {
+        let mut rows = Vec::new();
+        let mut row = |target: &str, mode: Mode, measured: String, wanted: String, met: bool| {
+            let short = if mode == Mode::Embedded { "embedded" } else { "split" };
+            rows.push([
+                target.to_owned(),
+                short.to_owned(),
+                measured,
+                wanted,
+                if met { "met" } else { "MISSED" }.into(),
+            ]);
+        };
+        let argon = self.fastest_argon2().map(|a| a.per_second);
+        for mode in [Mode::Embedded, Mode::Split] {
+            if let (Some(s), Some(a)) = (self.scenario(mode, sc::LOGIN), argon) {
+                let r = s.saturation.rps;
+                row(
+                    "logins/s ≥ 0.9 × fastest argon2id verify/s",
+                    mode,
+                    format!("{r:.1}/s"),
+                    format!("≥ {:.1}/s", 0.9 * a),
+                    r >= 0.9 * a,
+                );
+            }
+            let (floor, label) =
+                if mode == Mode::Embedded { (30_000.0, "bearer") } else { (10_000.0, "split-mode bearer") };
+            for name in [sc::BEARER_ME, sc::BEARER_VERIFY] {
+                if let Some(s) = self.scenario(mode, name) {
+                    let r = s.saturation.rps;
+                    row(&format!("{label}: {name} req/s"), mode, f0(r), format!("≥ {floor:.0}"), r >= floor);
+                    if mode == Mode::Embedded {
+                        let p = s.saturation.p99_ms;
+                        row(
+                            &format!("{name} p99 at saturation"),
+                            mode,
+                            format!("{p:.2} ms"),
+                            "≤ 10 ms".into(),
+                            p <= 10.0,
+                        );
+                    }
+                }
+            }
+            if mode == Mode::Embedded {
+                for name in [sc::KEY_ME, sc::KEY_VERIFY] {
+                    if let Some(s) = self.scenario(mode, name) {
+                        let r = s.saturation.rps;
+                        row(&format!("API key: {name} req/s"), mode, f0(r), "≥ 30000".into(), r >= 30_000.0);
+                    }
+                }
+            }
+            if let Some(s) = self.scenario(mode, sc::REFRESH) {
+                let r = s.saturation.rps;
+                row("refresh/s", mode, f0(r), "≥ 5000".into(), r >= 5_000.0);
+            }
+            if let Some(s) = self.scenario(mode, sc::GRPC_CHECK) {
+                let r = s.saturation.rps;
+                row("CheckPermissions over gRPC/s", mode, f0(r), "≥ 40000".into(), r >= 40_000.0);
+            }
+            if let Some(s) = self.scenario(mode, sc::FLOOD)
+                && let Some(f) = &s.flood
+            {
+                let (base, during) = (f.baseline.p99_ms, s.saturation.p99_ms);
+                row(
+                    "protected p99 during login flood ≤ 2 × without",
+                    mode,
+                    format!("{during:.2} ms vs {base:.2} ms ({:.1}×)", during / base.max(1e-9)),
+                    "≤ 2×".into(),
+                    during <= 2.0 * base,
+                );
+            }
+        }
+        if let Some(m) = self.modes.iter().find(|m| m.mode == Mode::Embedded) {
+            let idle = m.rss_idle_mib.iter().sum::<f64>();
+            row("all-in-one RSS idle", Mode::Embedded, format!("{idle:.1} MiB"), "≤ 64 MiB".into(), idle <= 64.0);
+            if let Some(s) = m.scenarios.iter().find(|s| s.name == sc::MIXED) {
+                let peak = s.peak_rss_mib.iter().sum::<f64>();
+                row(
+                    "all-in-one peak RSS under mixed load",
+                    Mode::Embedded,
+                    format!("{peak:.1} MiB"),
+                    "≤ 100 MiB".into(),
+                    peak <= 100.0,
+                );
+            }
+        }
+        if let Some(b) = self.modes.iter().find_map(|m| m.session_bytes.as_ref()) {
+            let bytes = b.per_session();
+            row("Redis bytes per session", Mode::Split, format!("{bytes:.0} B"), "≤ 512 B".into(), bytes <= 512.0);
+        }
+        rows
+    }
+
+    fn targets(&self, md: &mut String) {
+        let rows = self.target_rows();
+        if rows.is_empty() {
+            return;
+        }
+        md.push_str("### Targets (issue 11)\n\n| target | mode | measured | wanted | verdict |\n| --- | --- | --- | --- | --- |\n");
+        for r in rows {
+            let _ = writeln!(md, "| {} |", r.join(" | "));
+        }
+        md.push('\n');
+    }
+}
+
+fn fixed_cell(p: Option<&Phase>) -> String {
+    match p {
+        Some(p) => format!("{} / {} / {}", lat(p.p50_ms), lat(p.p99_ms), lat(p.max_ms)),
+        None => "—".into(),
+    }
+}

@@ -1,0 +1,267 @@
+//! The scenarios and how one is run: a saturation phase (closed loop), then a phase at half
+//! the measured peak (open loop, latency corrected for coordinated omission), with the Warden
+//! processes' CPU time and peak RSS read from `/proc` around the measured window.
+use crate::fixtures::Fixture;
+use crate::load::{self, Pace, Stats, Window};
+use crate::procs;
+use crate::workers::{AnyWorker, Grpc, Rest, RestKind, Templates, channels};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::runtime::Handle;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Load {
+    Rest(RestKind),
+    CheckPermissions,
+    Authorize,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Spec {
+    pub name: &'static str,
+    pub load: Load,
+    pub connections: usize,
+}
+
+/// Connection counts for a run.
+#[derive(Clone, Copy, Debug)]
+pub struct Concurrency {
+    /// Protected REST requests, refresh, mixed and gRPC calls.
+    pub requests: usize,
+    /// Logins (the hash pool has one permit per core; a few more keep it busy).
+    pub logins: usize,
+}
+
+pub const LOGIN: &str = "login (POST /auth/login)";
+pub const REFRESH: &str = "refresh (POST /auth/refresh)";
+pub const BEARER_ME: &str = "bearer GET /auth/me";
+pub const BEARER_VERIFY: &str = "bearer GET /auth/verify?permission";
+pub const KEY_ME: &str = "api-key GET /auth/me";
+pub const KEY_VERIFY: &str = "api-key GET /auth/verify?permission";
+pub const GRPC_CHECK: &str = "gRPC RbacService.CheckPermissions";
+pub const GRPC_AUTHORIZE: &str = "gRPC AuthService.Authorize (bearer)";
+pub const MIXED: &str = "mixed";
+pub const FLOOD: &str = "bearer /verify during a login flood";
+pub const CEILING_STATIC: &str = "bare axum, static body";
+pub const CEILING_JWT: &str = "bare axum, EdDSA verify (jsonwebtoken)";
+
+/// Every Warden scenario but the flood, in the order they run.
+pub fn specs(c: Concurrency) -> Vec<Spec> {
+    let r = c.requests;
+    vec![
+        Spec { name: LOGIN, load: Load::Rest(RestKind::Login), connections: c.logins },
+        Spec { name: REFRESH, load: Load::Rest(RestKind::Refresh), connections: r },
+        Spec { name: BEARER_ME, load: Load::Rest(RestKind::BearerMe), connections: r },
+        Spec { name: BEARER_VERIFY, load: Load::Rest(RestKind::BearerVerify), connections: r },
+        Spec { name: KEY_ME, load: Load::Rest(RestKind::KeyMe), connections: r },
+        Spec { name: KEY_VERIFY, load: Load::Rest(RestKind::KeyVerify), connections: r },
+        Spec { name: GRPC_CHECK, load: Load::CheckPermissions, connections: r },
+        Spec { name: GRPC_AUTHORIZE, load: Load::Authorize, connections: r },
+        Spec { name: MIXED, load: Load::Rest(RestKind::Mixed), connections: r },
+    ]
+}
+
+pub fn ceiling_specs(c: Concurrency) -> Vec<Spec> {
+    vec![
+        Spec { name: CEILING_STATIC, load: Load::Rest(RestKind::CeilingStatic), connections: c.requests },
+        Spec { name: CEILING_JWT, load: Load::Rest(RestKind::CeilingJwt), connections: c.requests },
+    ]
+}
+
+/// One measured phase.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Phase {
+    /// Offered rate (open loop); `None` at saturation.
+    pub offered: Option<f64>,
+    pub rps: f64,
+    pub ok: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// CPU time of the measured processes per successful request.
+    pub cpu_us_per_req: f64,
+    /// Cores each measured process used on average.
+    pub cores_by_proc: Vec<f64>,
+    /// PostgreSQL + Redis CPU per request (machine-wide, so split mode's stores).
+    pub stores_us_per_req: f64,
+    /// The load generator's CPU per request.
+    pub client_us_per_req: f64,
+    /// Fraction of both cores busy.
+    pub machine_busy: f64,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn summarize(stats: &Stats, cpu: &procs::CpuDelta, offered: Option<f64>) -> Phase {
+    let n = stats.ok.max(1) as f64;
+    let secs = stats.seconds.max(1e-9);
+    let per_req = |seconds: f64| seconds * 1e6 / n;
+    Phase {
+        offered,
+        rps: stats.throughput(),
+        ok: stats.ok,
+        errors: stats.errors,
+        first_error: stats.first_error.clone(),
+        p50_ms: ms(stats.p(0.5)),
+        p99_ms: ms(stats.p(0.99)),
+        max_ms: ms(stats.max()),
+        cpu_us_per_req: per_req(cpu.procs.iter().sum()),
+        cores_by_proc: cpu.procs.iter().map(|s| s / secs).collect(),
+        stores_us_per_req: per_req(cpu.stores),
+        client_us_per_req: per_req(cpu.bench),
+        machine_busy: cpu.machine_busy,
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioResult {
+    pub name: &'static str,
+    pub connections: usize,
+    pub saturation: Phase,
+    pub fixed: Option<Phase>,
+    /// Peak RSS of each measured process during the scenario, MiB.
+    pub peak_rss_mib: Vec<f64>,
+    /// The flood scenario: protected requests alone, and the logins that flooded.
+    pub flood: Option<Flood>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Flood {
+    pub baseline: Phase,
+    pub logins: Phase,
+    pub login_connections: usize,
+}
+
+pub struct Runner {
+    pub client: Handle,
+    pub pids: Vec<u32>,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub fx: Arc<Fixture>,
+    pub templates: Arc<Templates>,
+}
+
+impl Runner {
+    pub fn new(client: Handle, pids: Vec<u32>, warmup: Duration, duration: Duration, fx: Fixture) -> Runner {
+        let templates = Arc::new(Templates::new(&fx));
+        Runner { client, pids, warmup, duration, fx: Arc::new(fx), templates }
+    }
+
+    /// Opens the workers' connections on the load generator's runtime.
+    async fn workers(&self, load: Load, count: usize) -> anyhow::Result<Vec<AnyWorker>> {
+        let (fx, templates) = (self.fx.clone(), self.templates.clone());
+        self.client
+            .spawn(async move {
+                let mut out = Vec::with_capacity(count);
+                match load {
+                    Load::Rest(kind) => {
+                        for i in 0..count {
+                            out.push(AnyWorker::Rest(Box::new(Rest::new(&fx, kind, templates.clone(), i).await?)));
+                        }
+                    }
+                    Load::CheckPermissions | Load::Authorize => {
+                        let url = if load == Load::Authorize { &fx.grpc_auth } else { &fx.grpc_rbac };
+                        // A few HTTP/2 connections, each multiplexing several workers.
+                        let chans = channels(url, count.div_ceil(8).min(4)).await?;
+                        for i in 0..count {
+                            let ch = chans[i % chans.len()].clone();
+                            out.push(AnyWorker::Grpc(if load == Load::Authorize {
+                                Grpc::authorize(ch, &fx)
+                            } else {
+                                Grpc::check_permissions(ch, &fx)
+                            }));
+                        }
+                    }
+                }
+                Ok(out)
+            })
+            .await?
+    }
+
+    /// Runs one phase of one or more worker groups at once; CPU is read around the window.
+    async fn phases(&self, groups: Vec<(Vec<AnyWorker>, Pace)>) -> Vec<(Vec<AnyWorker>, Phase)> {
+        let window = Window::after(self.warmup, self.duration);
+        let handles: Vec<_> = groups
+            .into_iter()
+            .map(|(workers, pace)| (pace, self.client.spawn(load::run(workers, pace, window))))
+            .collect();
+        tokio::time::sleep_until(window.measure).await;
+        let before = procs::snapshot(&self.pids);
+        tokio::time::sleep_until(window.end).await;
+        let after = procs::snapshot(&self.pids);
+        let cpu = procs::delta(&before, &after);
+        let mut out = Vec::new();
+        for (pace, handle) in handles {
+            let (workers, stats) = handle.await.expect("load run panicked");
+            let offered = match pace {
+                Pace::Rate(r) => Some(r),
+                Pace::Closed => None,
+            };
+            out.push((workers, summarize(&stats, &cpu, offered)));
+        }
+        out
+    }
+
+    async fn phase(&self, workers: Vec<AnyWorker>, pace: Pace) -> (Vec<AnyWorker>, Phase) {
+        self.phases(vec![(workers, pace)]).await.pop().expect("one group")
+    }
+
+    fn reset_peaks(&self) {
+        for pid in &self.pids {
+            procs::reset_peak(*pid);
+        }
+    }
+
+    fn peaks(&self) -> Vec<f64> {
+        self.pids.iter().map(|p| procs::status_kib(*p, "VmHWM").unwrap_or(0) as f64 / 1024.0).collect()
+    }
+
+    /// Saturation, then half the measured peak with corrected latency.
+    pub async fn scenario(&self, spec: Spec) -> anyhow::Result<ScenarioResult> {
+        self.reset_peaks();
+        let workers = self.workers(spec.load, spec.connections).await?;
+        let (workers, saturation) = self.phase(workers, Pace::Closed).await;
+        let fixed = if saturation.rps > 0.0 {
+            Some(self.phase(workers, Pace::Rate(saturation.rps / 2.0)).await.1)
+        } else {
+            None
+        };
+        Ok(ScenarioResult {
+            name: spec.name,
+            connections: spec.connections,
+            saturation,
+            fixed,
+            peak_rss_mib: self.peaks(),
+            flood: None,
+        })
+    }
+
+    /// Bearer `/verify` at a fixed rate, alone and then while `login_connections` flood logins.
+    pub async fn flood(
+        &self,
+        rate: f64,
+        connections: usize,
+        login_connections: usize,
+    ) -> anyhow::Result<ScenarioResult> {
+        self.reset_peaks();
+        let protected = self.workers(Load::Rest(RestKind::BearerVerify), connections).await?;
+        let (protected, baseline) = self.phase(protected, Pace::Rate(rate)).await;
+        let logins = self.workers(Load::Rest(RestKind::Login), login_connections).await?;
+        let mut results = self.phases(vec![(protected, Pace::Rate(rate)), (logins, Pace::Closed)]).await.into_iter();
+        let (_, during) = results.next().expect("protected group");
+        let (_, logins) = results.next().expect("login group");
+        Ok(ScenarioResult {
+            name: FLOOD,
+            connections,
+            saturation: during,
+            fixed: None,
+            peak_rss_mib: self.peaks(),
+            flood: Some(Flood { baseline, logins, login_connections }),
+        })
+    }
+}
