@@ -1,5 +1,6 @@
 //! warden-token: signs and verifies Warden's JWTs (EdDSA) and owns the signing keys.
 mod api;
+mod cache;
 mod entity;
 pub mod grpc;
 mod jwt;

@@ -1,5 +1,6 @@
 //! TokenService: issues and verifies access and refresh tokens with the current keys.
 use crate::api::{IssuedToken, Jwk, TokenApi, TokenKind, TokenSeed, VerifiedToken};
+use crate::cache::{self, VerifiedCache};
 use crate::jwt::{self, Claims, LEEWAY_SECONDS};
 use crate::keyring::{KeyRing, KeyStore};
 use sea_orm::DatabaseConnection;
@@ -47,6 +48,7 @@ pub struct TokenService {
     ring: RwLock<Arc<KeyRing>>,
     last_reload: Mutex<Instant>,
     clock: SharedClock,
+    verified: VerifiedCache,
 }
 
 impl TokenService {
@@ -63,6 +65,7 @@ impl TokenService {
             ring: RwLock::new(Arc::new(ring)),
             last_reload: Mutex::new(Instant::now()),
             clock,
+            verified: VerifiedCache::default(),
         });
         tokio::spawn(reload_periodically(Arc::downgrade(&service)));
         Ok(service)
@@ -105,6 +108,35 @@ impl TokenService {
         // Relative to the real now, so a reissued token reports the time it has left.
         let expires_in = (claims.exp - self.clock.unix()).max(0);
         Ok(IssuedToken { token, jti: claims.jti, expires_at, expires_in })
+    }
+
+    /// Full verification: header checks, key choice, signature, claims.
+    async fn verify_uncached(&self, token: &str, kind: TokenKind) -> Result<VerifiedToken> {
+        let kid = jwt::checked_kid(token, kind)?;
+        let mut ring = self.ring();
+        if !ring.verifiers.contains_key(&kid) {
+            // A kid we do not know may come from a key another replica just created.
+            let stale = self.last_reload.lock().expect("reload lock").elapsed() >= UNKNOWN_KID_RELOAD_GAP;
+            if stale {
+                self.reload().await?;
+                ring = self.ring();
+            }
+        }
+        let s = &self.settings;
+        let claims = jwt::verify(&ring, &kid, token, &s.issuer, &s.audience, self.clock.unix())?;
+        let time = |t: i64| {
+            OffsetDateTime::from_unix_timestamp(t)
+                .map_err(|_| Error::new(ErrorCode::TokenInvalid, "the token is not valid"))
+        };
+        Ok(VerifiedToken {
+            subject: parse_uuid(&claims.sub)?,
+            session_id: parse_uuid(&claims.sid)?,
+            jti: claims.jti,
+            kind,
+            issued_at: time(claims.iat)?,
+            expires_at: time(claims.exp)?,
+            kid,
+        })
     }
 
     /// Periodic upkeep: picks up keys other replicas created, and rotates when due.
@@ -173,31 +205,19 @@ impl TokenApi for TokenService {
     }
 
     async fn verify_token(&self, token: &str, kind: TokenKind) -> Result<VerifiedToken> {
-        let kid = jwt::checked_kid(token, kind)?;
-        let mut ring = self.ring();
-        if !ring.verifiers.contains_key(&kid) {
-            // A kid we do not know may come from a key another replica just created.
-            let stale = self.last_reload.lock().expect("reload lock").elapsed() >= UNKNOWN_KID_RELOAD_GAP;
-            if stale {
-                self.reload().await?;
-                ring = self.ring();
-            }
+        if token.len() > jwt::MAX_TOKEN_BYTES {
+            return Err(Error::new(ErrorCode::TokenInvalid, "the token is not valid"));
         }
-        let s = &self.settings;
-        let claims = jwt::verify(&ring, &kid, token, &s.issuer, &s.audience, self.clock.unix())?;
-        let time = |t: i64| {
-            OffsetDateTime::from_unix_timestamp(t)
-                .map_err(|_| Error::new(ErrorCode::TokenInvalid, "the token is not valid"))
-        };
-        Ok(VerifiedToken {
-            subject: parse_uuid(&claims.sub)?,
-            session_id: parse_uuid(&claims.sid)?,
-            jti: claims.jti,
-            kind,
-            issued_at: time(claims.iat)?,
-            expires_at: time(claims.exp)?,
-            kid,
-        })
+        let cache_key = cache::key(token);
+        let now = self.clock.unix();
+        let current = self.ring();
+        let live = |kid: &str| current.verifiers.contains_key(kid);
+        if let Some(hit) = self.verified.get(&cache_key, now, LEEWAY_SECONDS, live).filter(|v| v.kind == kind) {
+            return Ok(hit);
+        }
+        let verified = self.verify_uncached(token, kind).await?;
+        self.verified.insert(cache_key, verified.clone(), now);
+        Ok(verified)
     }
 
     async fn jwks(&self) -> Result<Vec<Jwk>> {

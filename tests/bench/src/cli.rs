@@ -1,0 +1,326 @@
+//! The command line and the run: ceilings, then each mode's scenarios, then the report.
+use crate::fleet::{self, Fleet, Mode, Setup};
+use crate::report::{ModeReport, Report};
+use crate::scenarios::{self, Concurrency, Runner, ScenarioResult};
+use crate::{ceiling, fixtures, procs, redis_mem};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(name = "warden-bench", about = "Load benchmark of Warden (issue 11)")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Sub {
+    /// The bare axum ceiling server (started by the bench itself).
+    #[command(hide = true)]
+    CeilingServer(ceiling::ServerArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    Embedded,
+    Split,
+    Both,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Which deployment to measure.
+    #[arg(long, value_enum, default_value = "both")]
+    mode: ModeArg,
+    /// Measured seconds per phase (each scenario has a saturation and a fixed-rate phase).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of warm-up before each measured phase (default: a fifth of the duration, at most 2).
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Seconds, short and small: checks that every scenario still runs. No thresholds.
+    #[arg(long)]
+    smoke: bool,
+    /// Connections (or gRPC in-flight calls) for protected requests, refresh and mixed.
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Connections for logins and the login flood.
+    #[arg(long)]
+    login_connections: Option<usize>,
+    /// Worker threads of the load generator's runtime.
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// The warden binary (default: `warden` next to this binary).
+    #[arg(long)]
+    warden_bin: Option<PathBuf>,
+    /// PostgreSQL server for split mode; the bench creates and drops its own database.
+    #[arg(long, env = "WARDEN_TEST_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    postgres_url: String,
+    /// Redis server for split mode.
+    #[arg(long, env = "WARDEN_TEST_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+    /// Redis database index the bench uses (its `warden:*` keys there are deleted at the end).
+    #[arg(long, default_value_t = 13)]
+    redis_db: u8,
+    /// Log filter for the Warden processes.
+    #[arg(long, default_value = "info")]
+    rust_log: String,
+    /// Run only scenarios whose name contains one of these (comma-separated), e.g. `bearer,gRPC`.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Skip the argon2 and bare-axum ceilings.
+    #[arg(long)]
+    skip_ceilings: bool,
+    /// Also write the markdown to this file.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Also write every figure as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Runs the parsed command line.
+pub fn run_cli(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Some(Sub::CeilingServer(args)) => ceiling::serve(args).map(|()| true),
+        None => bench(cli.run),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("warden-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Everything a run is configured with.
+struct Plan {
+    args: RunArgs,
+    setup: Setup,
+    duration: Duration,
+    warmup: Duration,
+    argon_duration: Duration,
+    concurrency: Concurrency,
+    session_logins: usize,
+    cores: usize,
+}
+
+impl Plan {
+    fn new(args: RunArgs) -> anyhow::Result<Plan> {
+        let duration = if args.smoke { 1.0 } else { args.duration };
+        let warmup = args.warmup.unwrap_or(if args.smoke { 0.3 } else { (duration / 5.0).min(2.0) });
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let concurrency = Concurrency {
+            requests: args.connections.unwrap_or(if args.smoke { 4 } else { 32 }),
+            logins: args.login_connections.unwrap_or(if args.smoke { 2 } else { 2 * cores + 2 }),
+        };
+        let warden = match &args.warden_bin {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()?.parent().context("binary has no directory")?.join("warden"),
+        };
+        anyhow::ensure!(
+            warden.is_file(),
+            "{} not found: build it (`cargo build --release -p warden`) or pass --warden-bin",
+            warden.display()
+        );
+        let setup = Setup {
+            warden,
+            postgres_url: Some(args.postgres_url.clone()),
+            redis_url: Some(redis_mem::with_db(&args.redis_url, args.redis_db)),
+            rust_log: args.rust_log.clone(),
+        };
+        Ok(Plan {
+            duration: Duration::from_secs_f64(duration),
+            warmup: Duration::from_secs_f64(warmup),
+            argon_duration: Duration::from_secs_f64(if args.smoke { 0.5 } else { duration.min(5.0) }),
+            session_logins: if args.smoke { 3 } else { 50 },
+            concurrency,
+            cores,
+            setup,
+            args,
+        })
+    }
+
+    fn wanted(&self, name: &str) -> bool {
+        self.args.only.is_empty() || self.args.only.iter().any(|o| name.to_lowercase().contains(&o.to_lowercase()))
+    }
+
+    fn modes(&self) -> Vec<Mode> {
+        match self.args.mode {
+            ModeArg::Embedded => vec![Mode::Embedded],
+            ModeArg::Split => vec![Mode::Split],
+            ModeArg::Both => vec![Mode::Embedded, Mode::Split],
+        }
+    }
+}
+
+fn bench(args: RunArgs) -> anyhow::Result<bool> {
+    let plan = Plan::new(args)?;
+    // The load generator gets a runtime of its own; the orchestration stays off its threads.
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(plan.args.client_threads.max(1))
+        .thread_name("bench-client")
+        .enable_all()
+        .build()?;
+    let main = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let report = main.block_on(run(&plan, client.handle().clone()))?;
+    let md = report.markdown();
+    println!("{md}");
+    if let Some(path) = &plan.args.output {
+        std::fs::write(path, &md).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &plan.args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    client.shutdown_timeout(Duration::from_secs(1));
+    Ok(all_ran(&report))
+}
+
+/// Every scenario that ran had successes (the smoke criterion; also checked on full runs).
+fn all_ran(report: &Report) -> bool {
+    let mut ok = report.argon2.iter().all(|a| a.per_second > 0.0);
+    let phases = report.ceilings.iter().chain(report.modes.iter().flat_map(|m| m.scenarios.iter()));
+    for s in phases {
+        let fixed_ok = s.fixed.as_ref().is_none_or(|f| f.ok > 0);
+        if s.saturation.ok == 0 || !fixed_ok {
+            eprintln!("warden-bench: scenario `{}` had no successful request", s.name);
+            ok = false;
+        }
+    }
+    ok
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split(':').nth(1).map(str::trim))
+        .unwrap_or("unknown CPU")
+        .to_owned();
+    let mem = procs::status_kib_file("/proc/meminfo", "MemTotal").map(|k| k / 1024 / 1024).unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    format!("{model}, {cores} cores, {mem} GiB RAM, Linux {}", kernel.trim())
+}
+
+async fn run(plan: &Plan, client: tokio::runtime::Handle) -> anyhow::Result<Report> {
+    let c = plan.concurrency;
+    let settings = format!(
+        "{} s measured + {} s warm-up per phase; {} connections for requests, {} for logins; load generator: {} \
+         thread(s) in the bench process ({} build); warden: `{}`; RUST_LOG={}",
+        plan.duration.as_secs_f64(),
+        plan.warmup.as_secs_f64(),
+        c.requests,
+        c.logins,
+        plan.args.client_threads,
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+        plan.setup.warden.display(),
+        plan.setup.rust_log
+    );
+    eprintln!("warden-bench: {settings}");
+    let mut report =
+        Report { machine: machine(), settings, argon2: Vec::new(), ceilings: Vec::new(), modes: Vec::new() };
+    if !plan.args.skip_ceilings {
+        eprintln!("warden-bench: argon2id ceilings on {} threads", plan.cores);
+        let (threads, duration) = (plan.cores, plan.argon_duration);
+        report.argon2 = tokio::task::spawn_blocking(move || ceiling::argon2_rates(threads, duration)).await??;
+    }
+    for mode in plan.modes() {
+        eprintln!("warden-bench: starting {mode}");
+        let mut fleet = Fleet::start(mode, &plan.setup).await?;
+        let result = run_mode(plan, &client, &mut fleet, &mut report).await;
+        fleet.stop().await;
+        report.modes.push(result?);
+    }
+    Ok(report)
+}
+
+async fn run_mode(
+    plan: &Plan,
+    client: &tokio::runtime::Handle,
+    fleet: &mut Fleet,
+    report: &mut Report,
+) -> anyhow::Result<ModeReport> {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_start_mib = fleet.rss_mib();
+    let fx =
+        fixtures::prepare(fleet.http, fleet.grpc_auth.clone(), fleet.grpc_rbac.clone(), fleet::ADMIN, &fleet.password)
+            .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_idle_mib = fleet.rss_mib();
+    let session_bytes = match &fleet.redis_url {
+        Some(url) => Some(redis_mem::session_bytes(url, &fx, plan.session_logins).await?),
+        None => None,
+    };
+    if !plan.args.skip_ceilings && report.ceilings.is_empty() {
+        report.ceilings = ceilings(plan, client, &fx).await?;
+    }
+    let runner = Runner::new(client.clone(), fleet.pids(), plan.warmup, plan.duration, fx);
+    let mut results: Vec<ScenarioResult> = Vec::new();
+    for spec in scenarios::specs(plan.concurrency).into_iter().filter(|s| plan.wanted(s.name)) {
+        eprintln!("warden-bench: [{}] {}", short(fleet.mode), spec.name);
+        let result = runner.scenario(spec).await?;
+        fleet.check_alive()?;
+        results.push(result);
+    }
+    if plan.wanted(scenarios::FLOOD) {
+        eprintln!("warden-bench: [{}] {}", short(fleet.mode), scenarios::FLOOD);
+        // Half the protected peak measured above, or a modest rate if it was not run.
+        let peak = results.iter().find(|r| r.name == scenarios::BEARER_VERIFY).map(|r| r.saturation.rps);
+        let rate = peak.filter(|p| *p > 0.0).map(|p| p / 2.0).unwrap_or(if plan.args.smoke { 50.0 } else { 1000.0 });
+        results.push(runner.flood(rate, plan.concurrency.requests, plan.concurrency.logins).await?);
+        fleet.check_alive()?;
+    }
+    Ok(ModeReport {
+        mode: fleet.mode,
+        processes: fleet.names(),
+        rss_start_mib,
+        rss_idle_mib,
+        scenarios: results,
+        session_bytes,
+    })
+}
+
+fn short(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Embedded => "embedded",
+        Mode::Split => "split",
+    }
+}
+
+/// Starts the bare axum server (this binary, `ceiling-server`) and measures it.
+async fn ceilings(
+    plan: &Plan,
+    client: &tokio::runtime::Handle,
+    fx: &fixtures::Fixture,
+) -> anyhow::Result<Vec<ScenarioResult>> {
+    let port = procs::free_port()?;
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let exe = std::env::current_exe()?;
+    let dir = std::env::temp_dir();
+    let args = ["ceiling-server", "--addr", &addr.to_string(), "--x", &fx.jwk_x, "--issuer", &fx.issuer];
+    let mut server = procs::Proc::spawn("bare-axum", &exe, &args, &Default::default(), &dir)?;
+    procs::wait_listening(&mut server, addr, Duration::from_secs(10)).await?;
+    let fx = fixtures::Fixture { ceiling_http: Some(addr), ..fx.clone() };
+    let runner = Runner::new(client.clone(), vec![server.pid], plan.warmup, plan.duration, fx);
+    let mut out = Vec::new();
+    for spec in scenarios::ceiling_specs(plan.concurrency) {
+        eprintln!("warden-bench: [ceiling] {}", spec.name);
+        match runner.scenario(spec).await {
+            Ok(r) => out.push(r),
+            Err(e) => {
+                server.stop().await;
+                return Err(e);
+            }
+        }
+    }
+    server.stop().await;
+    Ok(out)
+}

@@ -1,0 +1,15 @@
+//! `warden-bench`: starts Warden as real processes (all-in-one on SQLite, or split mode on
+//! PostgreSQL + Redis), drives every scenario of issue 11 with its own HTTP/1.1 and gRPC load
+//! loops, measures the machine's ceilings, and prints markdown tables with the ratios and the
+//! targets. See BENCHMARKS.md for how to run it and what it found.
+pub mod ceiling;
+pub mod cli;
+pub mod fixtures;
+pub mod fleet;
+pub mod http;
+pub mod load;
+pub mod procs;
+pub mod redis_mem;
+pub mod report;
+pub mod scenarios;
+pub mod workers;
