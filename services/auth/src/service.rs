@@ -1,5 +1,6 @@
 //! AuthService: login, refresh, logout and caller verification (design flows 1, 3, 4).
 use crate::api::*;
+use crate::cache::{HOT_PATH_TTL, TtlCache};
 use crate::entity::user;
 use crate::password::{self, PasswordHasher};
 use crate::policy::PasswordPolicy;
@@ -66,6 +67,7 @@ pub struct AuthService {
     pub(crate) clock: SharedClock,
     pub(crate) settings: AuthSettings,
     pub(crate) totp_sealer: Sealer,
+    users: TtlCache<Uuid, user::Model>,
 }
 
 pub(crate) fn invalid_credentials() -> Error {
@@ -99,11 +101,29 @@ impl AuthService {
         settings: AuthSettings,
     ) -> Self {
         let totp_sealer = Sealer::new(settings.sealing_secret.as_deref(), "totp-secrets");
-        AuthService { db, store, peers, hasher, clock, settings, totp_sealer }
+        AuthService { db, store, peers, hasher, clock, settings, totp_sealer, users: TtlCache::new(HOT_PATH_TTL) }
     }
 
     pub(crate) async fn find_user(&self, id: Uuid) -> Result<Option<user::Model>> {
         Ok(user::Entity::find_by_id(id).one(&self.db).await?)
+    }
+
+    /// The user behind a request: cached for at most a second (see `cache.rs`). Disabling a
+    /// user also ends its sessions, which are checked on every request, uncached in Redis.
+    async fn request_user(&self, id: Uuid) -> Result<Option<user::Model>> {
+        if let Some(user) = self.users.get(&id) {
+            return Ok(Some(user));
+        }
+        let user = self.find_user(id).await?;
+        if let Some(user) = &user {
+            self.users.insert(id, user.clone());
+        }
+        Ok(user)
+    }
+
+    /// Call after any change to a user row.
+    pub(crate) fn forget_user(&self, id: Uuid) {
+        self.users.remove(&id);
     }
 
     pub(crate) async fn find_user_by_name(&self, username: &str) -> Result<Option<user::Model>> {
@@ -201,6 +221,7 @@ impl AuthService {
         active.password_hash = Set(hash);
         active.updated_at = Set(self.clock.now());
         active.update(&self.db).await?;
+        self.forget_user(id);
         tracing::info!(target: "audit", event = "password_changed", user_id = %id);
         Ok(())
     }
@@ -224,7 +245,7 @@ impl AuthService {
         if session.user_id != token.subject {
             return Err(session_ended());
         }
-        let user = self.find_user(token.subject).await?.filter(|u| !u.disabled).ok_or_else(session_ended)?;
+        let user = self.request_user(token.subject).await?.filter(|u| !u.disabled).ok_or_else(session_ended)?;
         Ok((user, token.session_id))
     }
 
@@ -349,7 +370,7 @@ impl AuthApi for AuthService {
                 let validated = self.peers.keys.validate_api_key(key.expose()).await?;
                 let owner = validated.key.owner_id;
                 let user = self
-                    .find_user(owner)
+                    .request_user(owner)
                     .await?
                     .ok_or_else(|| Error::new(ErrorCode::KeyRevoked, "the api key's owner no longer exists"))?;
                 if user.disabled {
@@ -448,6 +469,8 @@ impl AuthApi for AuthService {
                 .with_retry_after((state.locked_until - now) as u64));
         }
         password::check_length(current)?;
+        // The hot-path user cache may be a second old; the hash must be current.
+        let user = self.find_user(user.id).await?.ok_or_else(session_ended)?;
         let verified = self.hasher.verify(current, Some(user.password_hash.clone())).await?;
         if !verified.matches {
             // A wrong current password is a failed login attempt like any other.

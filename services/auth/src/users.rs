@@ -79,6 +79,7 @@ impl AuthService {
                 active.disabled = Set(disabled);
                 active.updated_at = Set(self.clock.now());
                 let user = active.update(&self.db).await?;
+                self.forget_user(id);
                 tracing::info!(target: "audit", event = if disabled { "user_disabled" } else { "user_enabled" }, user_id = %id);
                 if disabled {
                     self.end_user_sessions(id, None, "user_disabled").await?;

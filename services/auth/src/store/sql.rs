@@ -1,6 +1,7 @@
 //! Session store on the SQL database, for the embedded default (no Redis). Rows carry
 //! their end time; reads ignore ended rows and a background sweep deletes them.
 use super::{FailureState, LockoutPolicy, Rotation, SessionRecord, SessionStore};
+use crate::cache::{HOT_PATH_TTL, TtlCache};
 use crate::entity::{login_failure, mfa_challenge, session};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
@@ -11,13 +12,17 @@ use uuid::Uuid;
 use warden_common::Result;
 use warden_common::secret::sha256_hex;
 
+/// In the embedded process this store is the only writer of its sessions, so a cache of
+/// them in front of the database stays exact: every write below updates it, and an ended
+/// session leaves a tombstone (`None`) that a racing reader cannot overwrite.
 pub struct SqlStore {
     db: DatabaseConnection,
+    sessions: TtlCache<Uuid, Option<SessionRecord>>,
 }
 
 impl SqlStore {
     pub fn new(db: DatabaseConnection) -> Self {
-        SqlStore { db }
+        SqlStore { db, sessions: TtlCache::new(HOT_PATH_TTL) }
     }
 
     /// Deletes ended sessions and forgotten failure counters every minute.
@@ -80,8 +85,12 @@ impl SessionStore for SqlStore {
     }
 
     async fn get_session(&self, id: Uuid, now: i64) -> Result<Option<SessionRecord>> {
-        let row = session::Entity::find_by_id(id).one(&self.db).await?;
-        Ok(row.map(record).filter(|s| s.is_live(now)))
+        if let Some(cached) = self.sessions.get(&id) {
+            return Ok(cached.filter(|s| s.is_live(now)));
+        }
+        let row = session::Entity::find_by_id(id).one(&self.db).await?.map(record);
+        self.sessions.insert_if_absent(id, row.clone());
+        Ok(row.filter(|s| s.is_live(now)))
     }
 
     async fn rotate(
@@ -92,6 +101,7 @@ impl SessionStore for SqlStore {
         refresh_expires_at: i64,
         now: i64,
     ) -> Result<Rotation> {
+        self.sessions.remove(&id);
         // Compare-and-swap in one statement: of many concurrent refreshes, one wins.
         let swapped = session::Entity::update_many()
             .col_expr(session::Column::RefreshHash, Expr::value(new_hash))
@@ -105,12 +115,14 @@ impl SessionStore for SqlStore {
             .filter(session::Column::RefreshExpiresAt.gt(now))
             .exec(&self.db)
             .await?;
+        self.sessions.remove(&id);
         let row = session::Entity::find_by_id(id).one(&self.db).await?.map(record);
         Ok(match row {
             None => Rotation::Missing,
             Some(s) if swapped.rows_affected == 1 => Rotation::Rotated(s),
             Some(s) if !s.is_live(now) => {
                 session::Entity::delete_by_id(id).exec(&self.db).await?;
+                self.sessions.insert(id, None);
                 Rotation::Expired
             }
             Some(s) => Rotation::NotCurrent(s),
@@ -120,6 +132,7 @@ impl SessionStore for SqlStore {
     async fn delete_session(&self, id: Uuid) -> Result<Option<Uuid>> {
         let row = session::Entity::find_by_id(id).one(&self.db).await?;
         session::Entity::delete_by_id(id).exec(&self.db).await?;
+        self.sessions.insert(id, None);
         Ok(row.map(|r| r.user_id))
     }
 
@@ -133,6 +146,9 @@ impl SessionStore for SqlStore {
             session::Entity::find().filter(filter.clone()).all(&txn).await?.into_iter().map(|s| s.id).collect();
         session::Entity::delete_many().filter(filter).exec(&txn).await?;
         txn.commit().await?;
+        for id in &ids {
+            self.sessions.insert(*id, None);
+        }
         Ok(ids)
     }
 
