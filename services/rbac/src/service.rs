@@ -7,7 +7,9 @@ use crate::graph::RoleGraph;
 use crate::store::{self, assignments, roles};
 use crate::validate::{self, MAX_CHECKED_PERMISSIONS, is_role_name};
 use sea_orm::DatabaseConnection;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 use warden_common::{Error, ErrorCode, Result};
 
@@ -15,15 +17,58 @@ pub struct RbacService {
     db: DatabaseConnection,
     /// Role definitions only; assignments are read on every request.
     graph: GraphCache,
+    /// Only when this process is the sole writer (see [`RbacService::sole_writer`]).
+    views: Option<Mutex<HashMap<Uuid, UserView>>>,
+    /// Bumped by every change, so a view loaded across a change is not kept.
+    changes: AtomicU64,
 }
+
+type UserView = (Vec<String>, Arc<RoleGraph>);
+
+/// Users whose views are kept before the table is emptied.
+const VIEW_CAPACITY: usize = 100_000;
 
 impl RbacService {
     pub fn new(db: DatabaseConnection) -> Self {
-        RbacService { db, graph: GraphCache::new() }
+        RbacService { db, graph: GraphCache::new(), views: None, changes: AtomicU64::new(0) }
+    }
+
+    /// For the embedded process on SQLite, which no other process writes: every change goes
+    /// through this service, so each user's view (direct roles and role graph) can be kept
+    /// in memory and dropped on any change, exactly, without a query per decision. Never
+    /// use this where another replica can change roles.
+    pub fn sole_writer(mut self) -> Self {
+        self.views = Some(Mutex::new(HashMap::new()));
+        self
+    }
+
+    fn forget_views(&self) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        if let Some(views) = &self.views {
+            views.lock().expect("rbac view lock").clear();
+        }
+    }
+
+    async fn user_view(&self, user_id: Uuid) -> Result<UserView> {
+        let Some(views) = &self.views else { return self.load_view(user_id).await };
+        if let Some(view) = views.lock().expect("rbac view lock").get(&user_id) {
+            return Ok(view.clone());
+        }
+        let before = self.changes.load(Ordering::SeqCst);
+        let view = self.load_view(user_id).await?;
+        let mut views = views.lock().expect("rbac view lock");
+        if self.changes.load(Ordering::SeqCst) != before {
+            return Ok(view);
+        }
+        if views.len() >= VIEW_CAPACITY {
+            views.clear();
+        }
+        views.insert(user_id, view.clone());
+        Ok(view)
     }
 
     /// The user's direct roles and a role graph current for them.
-    async fn user_view(&self, user_id: Uuid) -> Result<(Vec<String>, Arc<RoleGraph>)> {
+    async fn load_view(&self, user_id: Uuid) -> Result<UserView> {
         let (direct, generation) = assignments::direct_roles(&self.db, user_id).await?;
         let graph = match generation {
             Some(generation) => self.graph.at_least(&self.db, generation).await?,
@@ -70,6 +115,7 @@ impl RbacApi for RbacService {
     async fn create_role(&self, role: NewRole) -> Result<Role> {
         let role = validate::new_role(role)?;
         roles::create(&self.db, &role).await?;
+        self.forget_views();
         tracing::info!(role = %role.name, permissions = ?role.permissions, inherits = ?role.inherits, "role created");
         Ok(Role { name: role.name, permissions: role.permissions, inherits: role.inherits, builtin: false })
     }
@@ -86,6 +132,7 @@ impl RbacApi for RbacService {
     async fn delete_role(&self, name: &str) -> Result<()> {
         existing_name(name)?;
         roles::delete(&self.db, name).await?;
+        self.forget_views();
         tracing::info!(role = %name, "role deleted");
         Ok(())
     }
@@ -93,6 +140,7 @@ impl RbacApi for RbacService {
     async fn assign_role(&self, user_id: Uuid, role: &str) -> Result<()> {
         existing_name(role)?;
         assignments::assign(&self.db, user_id, role).await?;
+        self.forget_views();
         tracing::info!(%user_id, role, "role assigned");
         Ok(())
     }
@@ -100,6 +148,7 @@ impl RbacApi for RbacService {
     async fn unassign_role(&self, user_id: Uuid, role: &str) -> Result<()> {
         existing_name(role)?;
         assignments::unassign(&self.db, user_id, role).await?;
+        self.forget_views();
         tracing::info!(%user_id, role, "role unassigned");
         Ok(())
     }

@@ -93,7 +93,10 @@ async fn build(
         local.tokens = Some(TokenService::new(db, clock.clone(), TokenSettings::from(config)).await?);
     }
     if runs(ServiceRole::Rbac) {
-        local.rbac = Some(Arc::new(RbacService::new(db.clone().expect("database opened"))));
+        let db = db.clone().expect("database opened");
+        let embedded = role == ServiceRole::All && db.get_database_backend() == sea_orm::DbBackend::Sqlite;
+        let rbac = RbacService::new(db);
+        local.rbac = Some(Arc::new(if embedded { rbac.sole_writer() } else { rbac }));
     }
     if runs(ServiceRole::Key) {
         let db = db.clone().expect("database opened");

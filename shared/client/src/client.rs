@@ -75,8 +75,10 @@ impl WardenClient {
         options: ClientOptions,
     ) -> Result<WardenClient, Error> {
         let endpoint = endpoint(grpc_url.into(), &options)?;
-        let channel =
-            endpoint.connect().await.map_err(|e| Error::unavailable("warden's grpc endpoint", anyhow::Error::new(e)))?;
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| Error::unavailable("warden's grpc endpoint", anyhow::Error::new(e)))?;
         let client = Self::with_channel(channel, http_base_url, options)?;
         client.inner.jwks.refresh().await?;
         Ok(client)
@@ -175,7 +177,12 @@ impl WardenClient {
             subject: answer.subject,
             credential: kind,
             session_id: None,
-            decision: Decision { permission: permission.to_owned(), allowed: answer.allowed, reason: answer.reason, code },
+            decision: Decision {
+                permission: permission.to_owned(),
+                allowed: answer.allowed,
+                reason: answer.reason,
+                code,
+            },
         })
     }
 }

@@ -247,13 +247,13 @@ mod tests {
     async fn challenges_follow_the_spec() {
         let (_, headers, _) = parts(Rejection::new(Error::new(ErrorCode::Unauthenticated, "x"), "inventory")).await;
         assert_eq!(headers[header::WWW_AUTHENTICATE], r#"Bearer realm="inventory""#);
-        let presented = Rejection { token_presented: true, ..Rejection::from(Error::new(ErrorCode::TokenRevoked, "x")) };
+        let presented =
+            Rejection { token_presented: true, ..Rejection::from(Error::new(ErrorCode::TokenRevoked, "x")) };
         let (_, headers, _) = parts(presented).await;
         assert_eq!(headers[header::WWW_AUTHENTICATE], r#"Bearer realm="warden", error="invalid_token""#);
         let (_, headers, _) = parts(Rejection::from(Error::new(ErrorCode::AccessDenied, "x"))).await;
         assert_eq!(headers[header::WWW_AUTHENTICATE], r#"Bearer realm="warden", error="insufficient_scope""#);
-        let (status, headers, _) =
-            parts(Rejection::from(Error::unavailable("warden", anyhow::anyhow!("down")))).await;
+        let (status, headers, _) = parts(Rejection::from(Error::unavailable("warden", anyhow::anyhow!("down")))).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(headers[header::RETRY_AFTER], "1");
         assert!(!headers.contains_key(header::WWW_AUTHENTICATE));

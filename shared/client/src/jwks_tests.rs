@@ -171,10 +171,12 @@ async fn unknown_kids_fetch_again_but_at_most_once_per_gap() {
 
     // Many junk kids at once share fetches: one per gap, not one per request.
     let junk = TestKey::new("junk", 3);
-    let attempts = (0..20).map(|_| {
-        let (jwks, token) = (jwks.clone(), junk.token(claims(now)));
-        tokio::spawn(async move { jwks.verify(&token, ISS, AUD).await })
-    });
+    let attempts: Vec<_> = (0..20)
+        .map(|_| {
+            let (jwks, token) = (jwks.clone(), junk.token(claims(now)));
+            tokio::spawn(async move { jwks.verify(&token, ISS, AUD).await })
+        })
+        .collect();
     for attempt in attempts {
         assert_eq!(attempt.await.unwrap().unwrap_err().code, ErrorCode::TokenInvalid);
     }

@@ -161,7 +161,7 @@ impl Runner {
                 match load {
                     Load::Rest(kind) => {
                         for i in 0..count {
-                            out.push(AnyWorker::Rest(Box::new(Rest::new(&fx, kind, templates.clone(), i).await?)));
+                            out.push(AnyWorker::Rest(Rest::new(&fx, kind, templates.clone(), i).await?));
                         }
                     }
                     Load::CheckPermissions | Load::Authorize => {

@@ -209,7 +209,7 @@ impl Worker for Grpc {
 
 /// Any worker, so a scenario's workers are one type.
 pub enum AnyWorker {
-    Rest(Box<Rest>),
+    Rest(Rest),
     Grpc(Grpc),
 }
 
