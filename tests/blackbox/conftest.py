@@ -143,6 +143,8 @@ def _start(backend: str, tmp: Path, extra_env: dict[str, str], admin_username: s
         # within the same second is still replayed.)
         WARDEN_REFRESH_REPLAY_WINDOW=str(REFRESH_REPLAY_WINDOW),
         RUST_LOG=os.environ.get("RUST_LOG", "info"),
+        # One JSON record per line, so test_zz_logs.py can check every record.
+        WARDEN_LOG_FORMAT="json",
         NO_COLOR="1",
     )
     env.update(extra_env)

@@ -25,10 +25,29 @@ async fn main() -> anyhow::Result<()> {
     let listener =
         TcpListener::bind(&addr).await.with_context(|| format!("INVENTORY_ADDR: cannot listen on {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, "inventory is serving");
-    axum::serve(listener, warden_example_inventory::router(&warden))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    axum::serve(listener, warden_example_inventory::router(&warden)).with_graceful_shutdown(stop_signal()).await?;
     Ok(())
+}
+
+/// SIGINT, or SIGTERM (what Kubernetes sends).
+async fn stop_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("stopping");
 }

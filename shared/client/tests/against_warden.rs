@@ -79,9 +79,13 @@ async fn verifies_bearers_and_keys(w: TestWarden) {
     }
 
     // API keys: scopes narrow the owner's permissions.
-    let key = api_key(&w, token, &["items:read"]).await;
+    let (writer_id, writer) = user_with(&w, &admin, &["items:read", "items:write"]).await;
+    let key = api_key(&w, writer["access_token"].as_str().unwrap(), &["items:read"]).await;
     let p = warden.verify_api_key(&key, "items:read").await.unwrap();
-    assert_eq!((p.subject.as_str(), p.credential, p.decision.allowed), (reader_id.as_str(), CredentialKind::ApiKey, true));
+    assert_eq!(
+        (p.subject.as_str(), p.credential, p.decision.allowed),
+        (writer_id.as_str(), CredentialKind::ApiKey, true)
+    );
     let e = warden.authorize(&Credential::ApiKey(key.clone()), "items:write").await.unwrap_err();
     assert_eq!(e.code, ErrorCode::AccessDenied);
     let e = warden.verify_api_key("wdn_not_a_real_key", "items:read").await.unwrap_err();
@@ -130,12 +134,13 @@ async fn guarded_health(layer: GrpcAuthLayer) -> Channel {
     Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap()
 }
 
-async fn check(channel: &Channel, metadata: Option<(&'static str, String)>) -> Result<i32, Error> {
+/// The health check through the layer; a refusal as Warden's code.
+async fn check(channel: &Channel, metadata: Option<(&'static str, String)>) -> Result<i32, ErrorCode> {
     let mut request = tonic::Request::new(HealthCheckRequest { service: String::new() });
     if let Some((name, value)) = metadata {
         request.metadata_mut().insert(name, value.parse().unwrap());
     }
-    let answer = HealthClient::new(channel.clone()).check(request).await.map_err(Error::from)?;
+    let answer = HealthClient::new(channel.clone()).check(request).await.map_err(|s| Error::from(s).code)?;
     Ok(answer.into_inner().status)
 }
 
@@ -152,10 +157,13 @@ async fn guards_a_tonic_service(w: TestWarden) {
     let channel = guarded_health(layer).await;
     let serving = Ok(ServingStatus::Serving as i32);
 
-    assert_eq!(check(&channel, None).await.unwrap_err().code, ErrorCode::Unauthenticated);
-    let e = check(&channel, Some(("authorization", format!("Bearer {nobody}")))).await.unwrap_err();
-    assert_eq!(e.code, ErrorCode::InsufficientPermissions);
-    assert_eq!(check(&channel, Some(("authorization", "Bearer junk".into()))).await.unwrap_err().code, ErrorCode::TokenInvalid);
+    assert_eq!(check(&channel, None).await.unwrap_err(), ErrorCode::Unauthenticated);
+    let code = check(&channel, Some(("authorization", format!("Bearer {nobody}")))).await.unwrap_err();
+    assert_eq!(code, ErrorCode::InsufficientPermissions);
+    assert_eq!(
+        check(&channel, Some(("authorization", "Bearer junk".into()))).await.unwrap_err(),
+        ErrorCode::TokenInvalid
+    );
     assert_eq!(check(&channel, Some(("authorization", format!("Bearer {reader}")))).await, serving);
     assert_eq!(check(&channel, Some(("x-api-key", key.clone()))).await, serving);
     assert_eq!(check(&channel, Some(("authorization", format!("ApiKey {key}")))).await, serving);
@@ -170,7 +178,7 @@ async fn guards_a_tonic_service(w: TestWarden) {
     // Warden gone: fail closed with UNAVAILABLE, for tokens and keys alike.
     w.shutdown().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let e = check(&channel, Some(("authorization", format!("Bearer {reader}")))).await.unwrap_err();
-    assert_eq!(e.code, ErrorCode::Unavailable);
-    assert_eq!(check(&channel, Some(("x-api-key", key))).await.unwrap_err().code, ErrorCode::Unavailable);
+    let code = check(&channel, Some(("authorization", format!("Bearer {reader}")))).await.unwrap_err();
+    assert_eq!(code, ErrorCode::Unavailable);
+    assert_eq!(check(&channel, Some(("x-api-key", key))).await.unwrap_err(), ErrorCode::Unavailable);
 }
