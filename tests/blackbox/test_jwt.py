@@ -208,3 +208,23 @@ def test_access_token_is_not_a_refresh_token(api, admin):
     # And the session is still usable afterwards with the real refresh token.
     r = api.post("/api/v1/auth/refresh", json={"refresh_token": admin["refresh_token"]})
     assert r.status_code == 200, r.text
+
+
+def test_discovery_configures_a_standard_validator(warden, api, admin):
+    """OIDC discovery: a standard client starts from the issuer URL alone, follows jwks_uri
+    from the document, and verifies a Warden token with the advertised algorithm."""
+    config = api.get("/.well-known/openid-configuration").json()
+    assert config["issuer"] == warden.base
+    assert config["jwks_uri"].startswith(warden.base)
+    assert "EdDSA" in config["id_token_signing_alg_values_supported"]
+    assert config["token_endpoint"].startswith(warden.base)
+    client = jwt.PyJWKClient(config["jwks_uri"])
+    key = client.get_signing_key_from_jwt(admin["access_token"])
+    claims = jwt.decode(
+        admin["access_token"],
+        key.key,
+        algorithms=config["id_token_signing_alg_values_supported"],
+        audience="warden",
+        issuer=config["issuer"],
+    )
+    assert claims["sub"]

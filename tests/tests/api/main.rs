@@ -11,5 +11,6 @@ mod mfa;
 mod password;
 mod rbac;
 mod refresh;
+mod replicas;
 mod split;
 mod throttle;
