@@ -1,8 +1,10 @@
 //! Password hashing: Argon2id with OWASP parameters, run on the blocking pool behind a
 //! semaphore so a login flood queues here instead of starving the async runtime.
 use argon2::password_hash::phc::PasswordHash;
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher as _, Version};
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use warden_common::secret::Secret;
 use warden_common::{Error, Result};
@@ -24,7 +26,15 @@ struct Inner {
     permits: Semaphore,
     /// Verified against when the user does not exist, so that costs the same.
     dummy_hash: String,
+    /// Argon2 working memory (19 MiB each), reused across verifications: a fresh block
+    /// costs its page faults and zeroing on every login. At most one per permit; dropped
+    /// when logins stop, so an idle process gives it back.
+    memory: Mutex<(Vec<Vec<Block>>, Instant)>,
+    workers: usize,
 }
+
+/// Idle time after which pooled Argon2 memory is released.
+const MEMORY_IDLE: Duration = Duration::from_secs(10);
 
 /// Outcome of a verification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +49,13 @@ impl PasswordHasher {
         let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).expect("valid argon2 parameters");
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let dummy_hash = argon.hash_password(b"warden-dummy-password").expect("hash the dummy password").to_string();
-        PasswordHasher { inner: Arc::new(Inner { argon, permits: Semaphore::new(workers.max(1)), dummy_hash }) }
+        let memory = Mutex::new((Vec::new(), Instant::now()));
+        let workers = workers.max(1);
+        let inner = Arc::new(Inner { argon, permits: Semaphore::new(workers), dummy_hash, memory, workers });
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(release_idle_memory(Arc::downgrade(&inner)));
+        }
+        PasswordHasher { inner }
     }
 
     /// Hashes a password into a PHC string.
@@ -63,7 +79,7 @@ impl PasswordHasher {
             };
             // An overlong password still costs one verify, so its answer is not faster.
             let input: &[u8] = if too_long { b"" } else { password.expose().as_bytes() };
-            let matches = inner.argon.verify_password(input, &parsed).is_ok() && user_exists && !too_long;
+            let matches = inner.verify_pooled(input, &parsed) && user_exists && !too_long;
             Verified { matches, needs_rehash: matches && weaker_than_current(&parsed) }
         })
         .await
@@ -74,6 +90,54 @@ impl PasswordHasher {
         let inner = self.inner.clone();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || span.in_scope(|| job(&inner))).await.map_err(Error::internal)
+    }
+}
+
+impl Inner {
+    /// Verifies like `Argon2::verify_password`, but in pooled working memory when the hash
+    /// uses today's parameters; a constant-time comparison decides.
+    fn verify_pooled(&self, password: &[u8], hash: &PasswordHash) -> bool {
+        let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else { return false };
+        let Ok(params) = Params::try_from(hash) else { return false };
+        let Ok(algorithm) = Algorithm::try_from(hash.algorithm.as_str()) else { return false };
+        let version = hash.version.and_then(|v| Version::try_from(v).ok()).unwrap_or(Version::V0x13);
+        let blocks_needed = params.block_count();
+        let argon = Argon2::new(algorithm, version, params);
+        let mut out = vec![0u8; expected.len()];
+        let mut blocks = self.take_memory(blocks_needed);
+        let hashed = argon.hash_password_into_with_memory(password, salt.as_ref(), &mut out, &mut blocks).is_ok();
+        self.give_back(blocks, blocks_needed);
+        hashed && bool::from(subtle::ConstantTimeEq::ct_eq(out.as_slice(), expected.as_bytes()))
+    }
+
+    fn take_memory(&self, blocks: usize) -> Vec<Block> {
+        let mut pool = self.memory.lock().expect("argon2 memory lock");
+        pool.1 = Instant::now();
+        match pool.0.iter().position(|b| b.len() == blocks) {
+            Some(i) => pool.0.swap_remove(i),
+            None => vec![Block::default(); blocks],
+        }
+    }
+
+    fn give_back(&self, memory: Vec<Block>, blocks: usize) {
+        // Only today's size is worth keeping; a rare weaker hash's memory is freed.
+        if blocks == (MEMORY_KIB as usize) {
+            let mut pool = self.memory.lock().expect("argon2 memory lock");
+            if pool.0.len() < self.workers {
+                pool.0.push(memory);
+            }
+        }
+    }
+}
+
+async fn release_idle_memory(inner: std::sync::Weak<Inner>) {
+    loop {
+        tokio::time::sleep(MEMORY_IDLE).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let mut pool = inner.memory.lock().expect("argon2 memory lock");
+        if pool.1.elapsed() >= MEMORY_IDLE {
+            pool.0.clear();
+        }
     }
 }
 

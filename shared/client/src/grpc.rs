@@ -25,10 +25,23 @@ enum Rule {
 /// Requires a permission on every method of the services it wraps: one default, overridden
 /// per method path (`/package.Service/Method`); methods may be declared public.
 ///
-/// ```ignore
-/// let auth = GrpcAuthLayer::new(&warden, "items:read").method("/inventory.v1.Items/Add", "items:write");
-/// Server::builder().add_service(auth.layer(ItemsServer::new(items)))   // one service
-/// Server::builder().layer(auth.public("/grpc.health.v1.Health/Check")) // every service
+/// ```no_run
+/// use tower::Layer;
+/// use warden_client::{GrpcAuthLayer, WardenClient};
+///
+/// # async fn run(warden: WardenClient) -> Result<(), Box<dyn std::error::Error>> {
+/// use tonic::transport::Server;
+/// let (_, health) = tonic_health::server::health_reporter();
+/// let auth = GrpcAuthLayer::new(&warden, "items:read")
+///     .method("/grpc.health.v1.Health/Watch", "items:write")
+///     .public("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo");
+/// let addr = "127.0.0.1:50052".parse()?;
+/// // One service (it keeps its `NamedService`):
+/// Server::builder().add_service(auth.clone().layer(health.clone())).serve(addr).await?;
+/// // Or every service of a server:
+/// Server::builder().layer(auth).add_service(health).serve(addr).await?;
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Clone, Debug)]
 pub struct GrpcAuthLayer {

@@ -120,13 +120,7 @@ pub async fn authorize_headers(
 /// through, and the handler finds the [`Principal`] in the request extensions (or takes it
 /// with [`Authenticated`]).
 ///
-/// ```ignore
-/// Router::new().route(
-///     "/items",
-///     get(list.layer(RequirePermission::new(&warden, "items:read")))
-///         .post(add.layer(RequirePermission::new(&warden, "items:write"))),
-/// )
-/// ```
+/// See the crate-level example and `examples/inventory`.
 #[derive(Clone, Debug)]
 pub struct RequirePermission {
     client: WardenClient,

@@ -1,12 +1,22 @@
 //! Warden for internal services, in a few lines.
 //!
-//! ```ignore
-//! let warden = WardenClient::connect("http://warden-auth:50051", "http://warden-gateway:8080",
-//!     ClientOptions::new("https://auth.example.com", "warden")).await?;
-//! let app = Router::new()
+//! ```no_run
+//! use axum::{Router, handler::Handler, routing::get};
+//! use warden_client::{Authenticated, ClientOptions, RequirePermission, WardenClient};
+//!
+//! async fn list(caller: Authenticated) -> String {
+//!     format!("items of {}", caller.subject())
+//! }
+//!
+//! # async fn run() -> Result<(), warden_client::Error> {
+//! let options = ClientOptions::new("https://auth.example.com", "warden");
+//! let warden = WardenClient::connect("http://warden-auth:50051", "http://warden-gateway:8080", options).await?;
+//! let app: Router = Router::new()
 //!     .route("/items", get(list.layer(RequirePermission::new(&warden, "items:read"))))
-//!     .route("/health", get(health));
-//! async fn list(caller: Authenticated) -> String { format!("hello {}", caller.subject()) }
+//!     .route("/health", get(|| async { "ok" }));
+//! # let _ = app;
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! - [`WardenClient`]: `verify_bearer` (local check against the cached, auto-refreshed JWKS,

@@ -119,8 +119,9 @@ async fn follows_signing_key_rotation(w: TestWarden) {
     w.shutdown().await;
 }
 
-/// Serves gRPC health behind the layer; returns a client channel to it.
-async fn guarded_health(layer: GrpcAuthLayer) -> Channel {
+/// Serves gRPC health behind the layer, on the one service or on the whole server; returns a
+/// client channel to it.
+async fn guarded_health(layer: GrpcAuthLayer, whole_server: bool) -> Channel {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -129,7 +130,12 @@ async fn guarded_health(layer: GrpcAuthLayer) -> Channel {
     tokio::spawn(async move {
         // Keep the reporter alive with the server.
         let _reporter = reporter;
-        Server::builder().add_service(layer.layer(health)).serve_with_incoming(incoming).await.unwrap();
+        let served = if whole_server {
+            Server::builder().layer(layer).add_service(health).serve_with_incoming(incoming).await
+        } else {
+            Server::builder().add_service(layer.layer(health)).serve_with_incoming(incoming).await
+        };
+        served.unwrap();
     });
     Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap()
 }
@@ -154,7 +160,7 @@ async fn guards_a_tonic_service(w: TestWarden) {
     let key = api_key(&w, &reader, &["items:read"]).await;
 
     let layer = GrpcAuthLayer::new(&warden, "items:read").method("/grpc.health.v1.Health/Watch", "items:write");
-    let channel = guarded_health(layer).await;
+    let channel = guarded_health(layer.clone(), false).await;
     let serving = Ok(ServingStatus::Serving as i32);
 
     assert_eq!(check(&channel, None).await.unwrap_err(), ErrorCode::Unauthenticated);
@@ -174,6 +180,14 @@ async fn guards_a_tonic_service(w: TestWarden) {
     let status = HealthClient::new(channel.clone()).watch(request).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied);
     assert_eq!(Error::from(status).code, ErrorCode::InsufficientPermissions);
+
+    // The same layer on a whole server, with Check declared public.
+    let everything = guarded_health(layer.public("/grpc.health.v1.Health/Check"), true).await;
+    assert_eq!(check(&everything, None).await, serving);
+    let mut request = tonic::Request::new(HealthCheckRequest { service: String::new() });
+    request.metadata_mut().insert("x-api-key", key.parse().unwrap());
+    let status = HealthClient::new(everything).watch(request).await.unwrap_err();
+    assert_eq!(Error::from(status).code, ErrorCode::AccessDenied, "the key is scoped to items:read");
 
     // Warden gone: fail closed with UNAVAILABLE, for tokens and keys alike.
     w.shutdown().await;
