@@ -77,14 +77,15 @@ def gateway_get_routes() -> set[str]:
 # What each role needs, from `build()` in services/warden/src/app.rs (the assertions in
 # test_needs_table_matches_app_rs keep this table honest).
 NEEDS_DATABASE = {"auth", "token", "key", "rbac"}
-NEEDS_REDIS = {"auth", "key"}
+NEEDS_REDIS = {"auth", "key", GATEWAY}
 PEERS = {"auth": {"token", "key", "rbac"}, GATEWAY: {"auth", "token", "key", "rbac"}}
 
 
 def test_needs_table_matches_app_rs():
     app = source("services/warden/src/app.rs")
     assert "let needs_db = role != ServiceRole::Gateway;" in app
-    assert "matches!(role, ServiceRole::All | ServiceRole::Auth | ServiceRole::Key)" in app  # redis
+    # redis: sessions (auth), key state (key), shared per-client throttling (gateway)
+    assert "matches!(role, ServiceRole::All | ServiceRole::Auth | ServiceRole::Key | ServiceRole::Gateway)" in app
     # token, key and rbac clients for auth and gateway; an auth client for the gateway.
     assert app.count("None if matches!(role, ServiceRole::Auth | ServiceRole::Gateway)") == 3
     assert "None if role == ServiceRole::Gateway => Some(Arc::new(warden_auth::grpc::RemoteAuth" in app
@@ -218,7 +219,9 @@ def test_grpc_services_ports_and_probes(docs):
             assert probe["grpc"]["port"] == port, probe_kind
         # The per-service name proves the process runs the right service; "" also drains.
         assert container["startupProbe"]["grpc"]["service"] == health[name]
-        assert container["livenessProbe"]["grpc"]["service"] == health[name]
+        # Liveness uses the always-serving name, so a database outage does not restart pods.
+        assert container["livenessProbe"]["grpc"]["service"] == "warden.liveness"
+        assert 'LIVENESS_SERVICE: &str = "warden.liveness"' in source("services/warden/src/app.rs")
         assert container["readinessProbe"]["grpc"].get("service", "") == ""
 
 

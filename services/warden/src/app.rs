@@ -25,6 +25,8 @@ use warden_token::{SharedTokens, TokenService, TokenSettings};
 
 /// Largest gRPC message a service accepts; Warden's messages are small.
 const MAX_GRPC_MESSAGE: usize = 256 * 1024;
+/// The gRPC health name for liveness probes: serving whenever the process is up.
+pub const LIVENESS_SERVICE: &str = "warden.liveness";
 /// How long in-flight requests get to finish after SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -279,6 +281,10 @@ async fn serve_grpc(
     let keys = local.keys.clone().map(|k| warden_key::grpc::server(k).max_decoding_message_size(MAX_GRPC_MESSAGE));
     let rbac = local.rbac.clone().map(|r| warden_rbac::grpc::server(r).max_decoding_message_size(MAX_GRPC_MESSAGE));
 
+    // Liveness must not depend on the database or Redis: an outage should take replicas out
+    // of rotation (readiness), not restart them all. This name is SERVING while the process
+    // runs.
+    reporter.set_service_status(LIVENESS_SERVICE, tonic_health::ServingStatus::Serving).await;
     let watched = local.clone();
     let health_stop = stopped.clone();
     tokio::spawn(async move {

@@ -187,7 +187,7 @@ async fn guards_a_tonic_service(w: TestWarden) {
     let mut request = tonic::Request::new(HealthCheckRequest { service: String::new() });
     request.metadata_mut().insert("x-api-key", key.parse().unwrap());
     let status = HealthClient::new(everything).watch(request).await.unwrap_err();
-    assert_eq!(Error::from(status).code, ErrorCode::AccessDenied, "the key is scoped to items:read");
+    assert_eq!(Error::from(status).code, ErrorCode::InsufficientPermissions, "the key's owner lacks items:write");
 
     // Warden gone: fail closed with UNAVAILABLE, for tokens and keys alike.
     w.shutdown().await;

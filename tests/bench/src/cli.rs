@@ -67,6 +67,9 @@ pub struct RunArgs {
     /// Redis database index the bench uses (its `warden:*` keys there are deleted at the end).
     #[arg(long, default_value_t = 13)]
     redis_db: u8,
+    /// Extra environment for every Warden process, e.g. `--warden-env WARDEN_HASH_CONCURRENCY=1`.
+    #[arg(long, value_parser = parse_env)]
+    warden_env: Vec<(String, String)>,
     /// Log filter for the Warden processes.
     #[arg(long, default_value = "info")]
     rust_log: String,
@@ -100,6 +103,10 @@ pub fn run_cli(cli: Cli) -> ExitCode {
     }
 }
 
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("{s}: expected KEY=VALUE"))
+}
+
 /// Everything a run is configured with.
 struct Plan {
     args: RunArgs,
@@ -114,8 +121,8 @@ struct Plan {
 
 impl Plan {
     fn new(args: RunArgs) -> anyhow::Result<Plan> {
-        let duration = if args.smoke { 1.0 } else { args.duration };
-        let warmup = args.warmup.unwrap_or(if args.smoke { 0.3 } else { (duration / 5.0).min(2.0) });
+        let duration = if args.smoke { 0.8 } else { args.duration };
+        let warmup = args.warmup.unwrap_or(if args.smoke { 0.2 } else { (duration / 5.0).min(2.0) });
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let concurrency = Concurrency {
             requests: args.connections.unwrap_or(if args.smoke { 4 } else { 32 }),
@@ -135,6 +142,7 @@ impl Plan {
             postgres_url: Some(args.postgres_url.clone()),
             redis_url: Some(redis_mem::with_db(&args.redis_url, args.redis_db)),
             rust_log: args.rust_log.clone(),
+            extra_env: args.warden_env.clone(),
         };
         Ok(Plan {
             duration: Duration::from_secs_f64(duration),
@@ -214,7 +222,7 @@ async fn run(plan: &Plan, client: tokio::runtime::Handle) -> anyhow::Result<Repo
     let c = plan.concurrency;
     let settings = format!(
         "{} s measured + {} s warm-up per phase; {} connections for requests, {} for logins; load generator: {} \
-         thread(s) in the bench process ({} build); warden: `{}`; RUST_LOG={}",
+         thread(s) in the bench process ({} build); warden: `{}`; RUST_LOG={}{}",
         plan.duration.as_secs_f64(),
         plan.warmup.as_secs_f64(),
         c.requests,
@@ -222,7 +230,8 @@ async fn run(plan: &Plan, client: tokio::runtime::Handle) -> anyhow::Result<Repo
         plan.args.client_threads,
         if cfg!(debug_assertions) { "debug" } else { "release" },
         plan.setup.warden.display(),
-        plan.setup.rust_log
+        plan.setup.rust_log,
+        plan.setup.extra_env.iter().map(|(k, v)| format!(", {k}={v}")).collect::<String>()
     );
     eprintln!("warden-bench: {settings}");
     let mut report =

@@ -32,6 +32,8 @@ pub struct Setup {
     /// Redis URL with the bench's own database index.
     pub redis_url: Option<String>,
     pub rust_log: String,
+    /// Set on every Warden process after the bench's own settings.
+    pub extra_env: Vec<(String, String)>,
 }
 
 pub const ADMIN: &str = "bench-admin";
@@ -66,6 +68,7 @@ fn base_env(setup: &Setup, http_port: u16, password: &str) -> BTreeMap<String, S
     set("WARDEN_REFRESH_TOKEN_TTL", "3600".into());
     set("RUST_LOG", setup.rust_log.clone());
     set("NO_COLOR", "1".into());
+    env.extend(setup.extra_env.iter().cloned());
     env
 }
 

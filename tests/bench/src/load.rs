@@ -176,3 +176,40 @@ async fn drive<W: Worker>(mut worker: W, period: Option<Duration>, offset: Durat
     }
     (worker, stats)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails every third call.
+    struct Flaky(u64);
+
+    impl Worker for Flaky {
+        async fn call(&mut self) -> Result<(), String> {
+            self.0 += 1;
+            tokio::task::yield_now().await;
+            if self.0.is_multiple_of(3) { Err("third".into()) } else { Ok(()) }
+        }
+    }
+
+    #[tokio::test]
+    async fn closed_loop_counts_successes_and_errors_inside_the_window() {
+        let window = Window::after(Duration::from_millis(20), Duration::from_millis(100));
+        let (workers, stats) = run(vec![Flaky(0), Flaky(0)], Pace::Closed, window).await;
+        assert_eq!(workers.len(), 2);
+        assert!(stats.ok > 0 && stats.errors > 0, "{stats:?}");
+        assert_eq!(stats.hist.len(), stats.ok + stats.errors);
+        assert_eq!(stats.first_error.as_deref(), Some("third"));
+        // Requests made during the warm-up are not counted.
+        let made: u64 = workers.iter().map(|w| w.0).sum();
+        assert!(made > stats.ok + stats.errors);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_loop_sends_what_was_offered() {
+        // Paused clock: the schedule is exact, so the count is too.
+        let window = Window::after(Duration::from_secs(1), Duration::from_secs(2));
+        let (_, stats) = run(vec![Flaky(1), Flaky(1)], Pace::Rate(50.0), window).await;
+        assert_eq!(stats.ok + stats.errors, 100);
+    }
+}

@@ -198,3 +198,22 @@ pub fn delta(a: &CpuSnapshot, b: &CpuSnapshot) -> CpuDelta {
         machine_busy: if total > 0.0 { busy / total } else { 0.0 },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id();
+        let burn: u64 = (0..2_000_000u64).map(|x| x ^ (x >> 3)).sum();
+        assert!(burn > 0);
+        assert!(cpu_seconds(me).is_some());
+        assert!(status_kib(me, "VmRSS").is_some_and(|k| k > 0));
+        assert!(status_kib(me, "VmHWM").is_some_and(|k| k > 0));
+        assert!(minor_faults(me).is_some_and(|f| f > 0));
+        assert!(status_kib(me, "NoSuchField").is_none());
+        let (busy, total) = machine_jiffies();
+        assert!(total > 0 && busy <= total);
+    }
+}

@@ -96,3 +96,15 @@ pub async fn delete_warden_keys(redis_url: &str) -> anyhow::Result<()> {
     client.quit().await.ok();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::with_db;
+
+    #[test]
+    fn the_bench_always_uses_its_own_database_index() {
+        assert_eq!(with_db("redis://127.0.0.1:6379", 13), "redis://127.0.0.1:6379/13");
+        assert_eq!(with_db("redis://127.0.0.1:6379/0", 13), "redis://127.0.0.1:6379/13");
+        assert_eq!(with_db("redis://:pw@host:1/2?x=1", 9), "redis://:pw@host:1/9");
+    }
+}

@@ -368,3 +368,47 @@ fn fixed_cell(p: Option<&Phase>) -> String {
         None => "—".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(name: &'static str, rps: f64, p99_ms: f64) -> ScenarioResult {
+        let saturation = Phase { rps, ok: 1, p99_ms, ..Phase::default() };
+        ScenarioResult { name, connections: 1, saturation, fixed: None, peak_rss_mib: vec![90.0], flood: None }
+    }
+
+    #[test]
+    fn targets_are_judged_against_the_issue() {
+        let argon = ArgonRate { name: "x", threads: 2, per_second: 100.0, ms_each: 20.0, faults_each: 0.0 };
+        let report = Report {
+            machine: String::new(),
+            settings: String::new(),
+            argon2: vec![argon],
+            ceilings: vec![scenario(sc::CEILING_JWT, 40_000.0, 1.0), scenario(sc::CEILING_STATIC, 80_000.0, 1.0)],
+            modes: vec![ModeReport {
+                mode: Mode::Embedded,
+                processes: vec!["warden".into()],
+                rss_start_mib: vec![40.0],
+                rss_idle_mib: vec![70.0],
+                scenarios: vec![
+                    scenario(sc::LOGIN, 95.0, 30.0),
+                    scenario(sc::BEARER_ME, 31_000.0, 12.0),
+                    scenario(sc::MIXED, 20_000.0, 5.0),
+                ],
+                session_bytes: None,
+            }],
+        };
+        let verdict =
+            |target: &str| report.target_rows().into_iter().find(|r| r[0].starts_with(target)).map(|r| r[4].clone());
+        assert_eq!(verdict("logins/s").as_deref(), Some("met"));
+        assert_eq!(verdict("bearer: bearer GET /auth/me").as_deref(), Some("met"));
+        assert_eq!(verdict("bearer GET /auth/me p99").as_deref(), Some("MISSED"));
+        assert_eq!(verdict("all-in-one RSS idle").as_deref(), Some("MISSED"));
+        assert_eq!(verdict("all-in-one peak RSS under mixed").as_deref(), Some("met"));
+        assert_eq!(verdict("refresh/s"), None);
+        let md = report.markdown();
+        assert!(md.contains("0.78 of jwt, 0.39 of static"), "{md}");
+        assert!(md.contains("0.95 of argon2"), "{md}");
+    }
+}
