@@ -4,10 +4,11 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher as _, Version};
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use warden_common::secret::Secret;
-use warden_common::{Error, Result};
+use warden_common::{Error, ErrorCode, Result};
 
 /// OWASP minimum for Argon2id: 19 MiB, 2 passes, 1 lane.
 pub const MEMORY_KIB: u32 = 19_456;
@@ -31,6 +32,30 @@ struct Inner {
     /// when logins stop, so an idle process gives it back.
     memory: Mutex<(Vec<Vec<Block>>, Instant)>,
     workers: usize,
+    /// Hashes waiting for a permit.
+    waiting: AtomicUsize,
+}
+
+/// Hashes allowed to wait per worker before new ones are refused.
+const QUEUE_PER_WORKER: usize = 64;
+
+/// Counts a waiting hash for as long as it waits, even if the request is dropped meanwhile.
+struct Waiting<'a> {
+    counter: &'a AtomicUsize,
+    ahead: usize,
+}
+
+impl<'a> Waiting<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        let ahead = counter.fetch_add(1, Ordering::SeqCst);
+        Waiting { counter, ahead }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Idle time after which pooled Argon2 memory is released.
@@ -51,7 +76,8 @@ impl PasswordHasher {
         let dummy_hash = argon.hash_password(b"warden-dummy-password").expect("hash the dummy password").to_string();
         let memory = Mutex::new((Vec::new(), Instant::now()));
         let workers = workers.max(1);
-        let inner = Arc::new(Inner { argon, permits: Semaphore::new(workers), dummy_hash, memory, workers });
+        let waiting = AtomicUsize::new(0);
+        let inner = Arc::new(Inner { argon, permits: Semaphore::new(workers), dummy_hash, memory, workers, waiting });
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(release_idle_memory(Arc::downgrade(&inner)));
         }
@@ -86,7 +112,20 @@ impl PasswordHasher {
     }
 
     async fn run<T: Send + 'static>(&self, job: impl FnOnce(&Inner) -> T + Send + 'static) -> Result<T> {
-        let _permit = self.inner.permits.acquire().await.map_err(Error::internal)?;
+        // A flood of logins waits here, bounded: past the queue limit the answer is a fast
+        // 503 with Retry-After instead of an ever longer wait.
+        let waiting = Waiting::enter(&self.inner.waiting);
+        let permit = if waiting.ahead >= self.inner.workers * QUEUE_PER_WORKER {
+            None
+        } else {
+            self.inner.permits.acquire().await.ok()
+        };
+        drop(waiting);
+        let Some(_permit) = permit else {
+            let mut e = Error::new(ErrorCode::Unavailable, "too many logins in progress; retry shortly");
+            e.retry_after = Some(1);
+            return Err(e);
+        };
         let inner = self.inner.clone();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || span.in_scope(|| job(&inner))).await.map_err(Error::internal)
@@ -173,6 +212,30 @@ mod tests {
         // Unknown user never matches, even with the dummy password.
         let dummy = Secret::new("warden-dummy-password");
         assert!(!hasher.verify(&dummy, None).await.unwrap().matches);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_past_the_queue_is_refused_fast() {
+        let hasher = PasswordHasher::new(1);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..(QUEUE_PER_WORKER + 20) {
+            let hasher = hasher.clone();
+            tasks.spawn(async move { hasher.verify(&Secret::new("guess-password"), None).await });
+        }
+        let (mut refused, mut verified) = (0, 0);
+        while let Some(result) = tasks.join_next().await {
+            match result.unwrap() {
+                Ok(_) => verified += 1,
+                Err(e) => {
+                    assert_eq!(e.code, warden_common::ErrorCode::Unavailable);
+                    assert_eq!(e.retry_after, Some(1));
+                    refused += 1;
+                }
+            }
+        }
+        assert!(refused > 0 && verified > 0, "refused {refused}, verified {verified}");
+        // Once drained, new work is accepted again.
+        hasher.verify(&Secret::new("guess-password"), None).await.unwrap();
     }
 
     #[tokio::test]
