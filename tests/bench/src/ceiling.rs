@@ -28,6 +28,8 @@ pub struct ArgonRate {
     pub ms_each: f64,
     /// Minor page faults per verification (fresh 19 MiB allocations fault every page in).
     pub faults_each: f64,
+    /// Cores that other processes used meanwhile (noise).
+    pub other_cores: f64,
 }
 
 fn params() -> Params {
@@ -56,7 +58,7 @@ fn on_threads(threads: usize, duration: Duration, job: impl Fn(&mut Vec<Block>) 
     (done.into_inner(), start.elapsed().as_secs_f64())
 }
 
-fn rate(name: &'static str, threads: usize, (ops, seconds): (u64, f64), faults: u64) -> ArgonRate {
+fn rate(name: &'static str, threads: usize, (ops, seconds): (u64, f64), faults: u64, other_cores: f64) -> ArgonRate {
     let per_second = ops as f64 / seconds.max(1e-9);
     ArgonRate {
         name,
@@ -64,15 +66,18 @@ fn rate(name: &'static str, threads: usize, (ops, seconds): (u64, f64), faults: 
         per_second,
         ms_each: if per_second > 0.0 { 1000.0 * threads as f64 / per_second } else { 0.0 },
         faults_each: faults as f64 / ops.max(1) as f64,
+        other_cores,
     }
 }
 
 fn measured(name: &'static str, threads: usize, run: impl FnOnce() -> (u64, f64)) -> ArgonRate {
     let pid = std::process::id();
     let before = procs::minor_faults(pid).unwrap_or(0);
+    let cpu_before = procs::snapshot(&[]);
     let result = run();
+    let cpu = procs::delta(&cpu_before, &procs::snapshot(&[]), result.1);
     let faults = procs::minor_faults(pid).unwrap_or(0).saturating_sub(before);
-    rate(name, threads, result, faults)
+    rate(name, threads, result, faults, cpu.other_cores)
 }
 
 /// Argon2id verifications per second on `threads` threads, four ways.

@@ -184,19 +184,23 @@ pub struct CpuDelta {
     pub procs: Vec<f64>,
     pub stores: f64,
     pub bench: f64,
-    /// Fraction of all cores busy (anything on the machine).
-    pub machine_busy: f64,
+    /// Cores busy on the whole machine (anything running), averaged over the window.
+    pub machine_cores: f64,
+    /// Cores used by processes other than the measured ones, the stores and the bench:
+    /// noise from whatever else runs on the machine.
+    pub other_cores: f64,
 }
 
-pub fn delta(a: &CpuSnapshot, b: &CpuSnapshot) -> CpuDelta {
+pub fn delta(a: &CpuSnapshot, b: &CpuSnapshot, seconds: f64) -> CpuDelta {
     let busy = b.machine.0.saturating_sub(a.machine.0) as f64;
     let total = b.machine.1.saturating_sub(a.machine.1) as f64;
-    CpuDelta {
-        procs: a.procs.iter().zip(&b.procs).map(|(x, y)| (y - x).max(0.0)).collect(),
-        stores: (b.stores - a.stores).max(0.0),
-        bench: (b.bench - a.bench).max(0.0),
-        machine_busy: if total > 0.0 { busy / total } else { 0.0 },
-    }
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    let machine_cores = if total > 0.0 { cores * busy / total } else { 0.0 };
+    let procs: Vec<f64> = a.procs.iter().zip(&b.procs).map(|(x, y)| (y - x).max(0.0)).collect();
+    let stores = (b.stores - a.stores).max(0.0);
+    let bench = (b.bench - a.bench).max(0.0);
+    let ours = (procs.iter().sum::<f64>() + stores + bench) / seconds.max(1e-9);
+    CpuDelta { procs, stores, bench, machine_cores, other_cores: (machine_cores - ours).max(0.0) }
 }
 
 #[cfg(test)]

@@ -89,8 +89,10 @@ pub struct Phase {
     pub stores_us_per_req: f64,
     /// The load generator's CPU per request.
     pub client_us_per_req: f64,
-    /// Fraction of both cores busy.
-    pub machine_busy: f64,
+    /// Cores busy on the whole machine.
+    pub machine_cores: f64,
+    /// Cores used by anything else on the machine (noise).
+    pub other_cores: f64,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -114,7 +116,8 @@ fn summarize(stats: &Stats, cpu: &procs::CpuDelta, offered: Option<f64>) -> Phas
         cores_by_proc: cpu.procs.iter().map(|s| s / secs).collect(),
         stores_us_per_req: per_req(cpu.stores),
         client_us_per_req: per_req(cpu.bench),
-        machine_busy: cpu.machine_busy,
+        machine_cores: cpu.machine_cores,
+        other_cores: cpu.other_cores,
     }
 }
 
@@ -194,7 +197,7 @@ impl Runner {
         let before = procs::snapshot(&self.pids);
         tokio::time::sleep_until(window.end).await;
         let after = procs::snapshot(&self.pids);
-        let cpu = procs::delta(&before, &after);
+        let cpu = procs::delta(&before, &after, window.measured().as_secs_f64());
         let mut out = Vec::new();
         for (pace, handle) in handles {
             let (workers, stats) = handle.await.expect("load run panicked");
