@@ -186,6 +186,21 @@ impl TestWarden {
         response.json().await.expect("json")
     }
 
+    /// Creates a role with a unique name (prefix + random suffix) and returns the name.
+    pub async fn create_role(&self, admin_token: &str, prefix: &str, permissions: &[&str]) -> String {
+        let name = format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let response = self
+            .http
+            .post(self.url("/api/v1/admin/roles"))
+            .bearer_auth(admin_token)
+            .json(&serde_json::json!({ "name": name, "permissions": permissions }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 201, "create role {name}");
+        name
+    }
+
     pub async fn shutdown(self) {
         for p in self.processes.into_iter().rev() {
             p.shutdown().await;

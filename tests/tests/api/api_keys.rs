@@ -97,16 +97,7 @@ async fn key_lifecycle_and_scopes(w: TestWarden) {
 
 async fn key_follows_owner_permissions(w: TestWarden) {
     let admin = w.admin_token().await;
-    let role = format!("reader{}", &unique("r")[2..8]);
-    let r = w
-        .http
-        .post(w.url("/api/v1/admin/roles"))
-        .bearer_auth(&admin)
-        .json(&json!({ "name": role, "permissions": ["users:read"] }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let role = w.create_role(&admin, "reader", &["users:read"]).await;
     let name = unique("carol");
     let user = w.create_user(&admin, &name, "carol-password-12", &[&role]).await;
     let id = user["id"].as_str().unwrap();

@@ -24,16 +24,7 @@ async fn changes_through_one_replica_hold_on_the_other_at_once() {
     println!("session revocation seen by the other replica after {:?}", started.elapsed());
 
     // A role removed on A no longer grants on B.
-    let role = format!("viewer{}", &unique("r")[2..8]);
-    let created = a
-        .http
-        .post(a.url("/api/v1/admin/roles"))
-        .bearer_auth(&admin)
-        .json(&json!({ "name": role, "permissions": ["reports:read"] }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+    let role = a.create_role(&admin, "viewer", &["reports:read"]).await;
     let name = unique("gina");
     let user = a.create_user(&admin, &name, "gina-passphrase-2026", &[&role]).await;
     let id = user["id"].as_str().unwrap();
