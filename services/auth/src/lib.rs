@@ -3,6 +3,7 @@ mod api;
 mod cache;
 mod entity;
 pub mod grpc;
+mod hash_pool;
 mod mfa;
 mod migrations;
 pub mod password;

@@ -1,5 +1,7 @@
-//! Password hashing: Argon2id with OWASP parameters, run on the blocking pool behind a
-//! semaphore so a login flood queues here instead of starving the async runtime.
+//! Password hashing: Argon2id with OWASP parameters, run on dedicated low-priority threads
+//! (`hash_pool.rs`) behind a bounded queue, so a login flood waits here instead of starving
+//! the async runtime and every other route.
+use crate::hash_pool::HashPool;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher as _, Version};
 use std::sync::Arc;
@@ -34,6 +36,7 @@ struct Inner {
     workers: usize,
     /// Hashes waiting for a permit.
     waiting: AtomicUsize,
+    pool: HashPool,
 }
 
 /// Hashes allowed to wait per worker before new ones are refused.
@@ -77,7 +80,9 @@ impl PasswordHasher {
         let memory = Mutex::new((Vec::new(), Instant::now()));
         let workers = workers.max(1);
         let waiting = AtomicUsize::new(0);
-        let inner = Arc::new(Inner { argon, permits: Semaphore::new(workers), dummy_hash, memory, workers, waiting });
+        let pool = HashPool::new(workers);
+        let permits = Semaphore::new(workers);
+        let inner = Arc::new(Inner { argon, permits, dummy_hash, memory, workers, waiting, pool });
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(release_idle_memory(Arc::downgrade(&inner)));
         }
@@ -128,7 +133,11 @@ impl PasswordHasher {
         };
         let inner = self.inner.clone();
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(|| job(&inner))).await.map_err(Error::internal)
+        self.inner
+            .pool
+            .run(move || span.in_scope(|| job(&inner)))
+            .await
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("password hashing thread stopped")))
     }
 }
 

@@ -1,4 +1,5 @@
 //! Database connections and migrations, the same for SQLite and PostgreSQL.
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use sea_orm_migration::MigratorTrait;
 use std::time::Duration;
@@ -11,21 +12,20 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     if url.starts_with("sqlite:") {
         // One writer at a time in SQLite; a small pool avoids lock convoys.
         options.max_connections(8).min_connections(1);
+        // Per-connection settings belong in the connect options: a PRAGMA executed once
+        // reaches only the pooled connection that happened to run it. `synchronous=NORMAL`
+        // is durable in WAL mode except for the last commits on power loss, and saves an
+        // fsync per write (every login and refresh writes).
+        options.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
     } else {
         options.max_connections(32).min_connections(1);
     }
-    let db = Database::connect(options).await?;
-    if db.get_database_backend() == DbBackend::Sqlite {
-        for pragma in [
-            "PRAGMA journal_mode=WAL",
-            "PRAGMA busy_timeout=5000",
-            "PRAGMA synchronous=NORMAL",
-            "PRAGMA foreign_keys=ON",
-        ] {
-            db.execute_unprepared(pragma).await?;
-        }
-    }
-    Ok(db)
+    Ok(Database::connect(options).await?)
 }
 
 /// Checks that the database answers (readiness).
@@ -49,4 +49,42 @@ pub async fn migrate<M: MigratorTrait>(url: &str, db: &DatabaseConnection) -> an
     single.execute_raw(lock("SELECT pg_advisory_unlock($1)")).await?;
     single.close().await?;
     Ok(result?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::TransactionTrait;
+
+    async fn pragma(db: &impl ConnectionTrait, name: &str) -> String {
+        let row = db
+            .query_one_raw(Statement::from_string(DbBackend::Sqlite, format!("PRAGMA {name}")))
+            .await
+            .unwrap()
+            .expect("a row");
+        row.try_get_by_index::<i64>(0).map(|v| v.to_string()).or_else(|_| row.try_get_by_index::<String>(0)).unwrap()
+    }
+
+    async fn all_settings(db: &impl ConnectionTrait) -> Vec<String> {
+        let mut values = Vec::new();
+        for name in ["journal_mode", "synchronous", "foreign_keys", "busy_timeout"] {
+            values.push(pragma(db, name).await);
+        }
+        values
+    }
+
+    #[tokio::test]
+    async fn every_sqlite_connection_gets_the_settings() {
+        let db = connect(&crate::testing::sqlite_url()).await.unwrap();
+        // Hold one pooled connection in a transaction so the next query runs on another.
+        let held = db.begin().await.unwrap();
+        for settings in [all_settings(&held).await, all_settings(&db).await] {
+            assert_eq!(
+                settings,
+                ["wal", "1", "1", "5000"],
+                "journal_mode, synchronous=NORMAL, foreign_keys, busy_timeout"
+            );
+        }
+        held.rollback().await.unwrap();
+    }
 }

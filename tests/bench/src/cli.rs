@@ -67,6 +67,10 @@ pub struct RunArgs {
     /// Redis database index the bench uses (its `warden:*` keys there are deleted at the end).
     #[arg(long, default_value_t = 13)]
     redis_db: u8,
+    /// Start a private `redis-server` (from PATH) for split mode instead of using --redis-url:
+    /// nothing else on the machine can touch (or flush) its data or share its CPU.
+    #[arg(long)]
+    private_redis: bool,
     /// Extra environment for every Warden process, e.g. `--warden-env WARDEN_HASH_CONCURRENCY=1`.
     #[arg(long, value_parser = parse_env)]
     warden_env: Vec<(String, String)>,
@@ -141,6 +145,7 @@ impl Plan {
             warden,
             postgres_url: Some(args.postgres_url.clone()),
             redis_url: Some(redis_mem::with_db(&args.redis_url, args.redis_db)),
+            private_redis: args.private_redis,
             rust_log: args.rust_log.clone(),
             extra_env: args.warden_env.clone(),
         };
@@ -222,7 +227,7 @@ async fn run(plan: &Plan, client: tokio::runtime::Handle) -> anyhow::Result<Repo
     let c = plan.concurrency;
     let settings = format!(
         "{} s measured + {} s warm-up per phase; {} connections for requests, {} for logins; load generator: {} \
-         thread(s) in the bench process ({} build); warden: `{}`; RUST_LOG={}{}",
+         thread(s) in the bench process ({} build); warden: `{}`; RUST_LOG={}{}; split-mode Redis: {}",
         plan.duration.as_secs_f64(),
         plan.warmup.as_secs_f64(),
         c.requests,
@@ -231,7 +236,12 @@ async fn run(plan: &Plan, client: tokio::runtime::Handle) -> anyhow::Result<Repo
         if cfg!(debug_assertions) { "debug" } else { "release" },
         plan.setup.warden.display(),
         plan.setup.rust_log,
-        plan.setup.extra_env.iter().map(|(k, v)| format!(", {k}={v}")).collect::<String>()
+        plan.setup.extra_env.iter().map(|(k, v)| format!(", {k}={v}")).collect::<String>(),
+        if plan.setup.private_redis {
+            "a private redis-server".to_owned()
+        } else {
+            format!("db {} of {}", plan.args.redis_db, plan.args.redis_url)
+        }
     );
     eprintln!("warden-bench: {settings}");
     let mut report =

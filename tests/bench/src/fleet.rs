@@ -6,7 +6,7 @@ use anyhow::Context;
 use sea_orm::{ConnectionTrait, Database};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -31,6 +31,8 @@ pub struct Setup {
     pub postgres_url: Option<String>,
     /// Redis URL with the bench's own database index.
     pub redis_url: Option<String>,
+    /// Start a private `redis-server` (from PATH) for split mode instead of using `redis_url`.
+    pub private_redis: bool,
     pub rust_log: String,
     /// Set on every Warden process after the bench's own settings.
     pub extra_env: Vec<(String, String)>,
@@ -48,6 +50,8 @@ pub struct Fleet {
     pub redis_url: Option<String>,
     dir: PathBuf,
     pg: Option<(String, String)>,
+    /// The private redis-server, when the bench started one.
+    redis_server: Option<Proc>,
 }
 
 const READY: Duration = Duration::from_secs(60);
@@ -104,12 +108,21 @@ impl Fleet {
             redis_url: None,
             dir,
             pg: None,
+            redis_server: None,
         })
     }
 
     async fn split(setup: &Setup, dir: PathBuf, password: String) -> anyhow::Result<Fleet> {
         let admin_url = setup.postgres_url.clone().context("split mode needs a PostgreSQL URL")?;
-        let redis_url = setup.redis_url.clone().context("split mode needs a Redis URL")?;
+        let (redis_server, redis_url) = if setup.private_redis {
+            let port = free_port()?;
+            let args = ["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+            let mut server = Proc::spawn("redis", Path::new("redis-server"), &args, &BTreeMap::new(), &dir)?;
+            wait_listening(&mut server, ([127, 0, 0, 1], port).into(), READY).await?;
+            (Some(server), format!("redis://127.0.0.1:{port}/0"))
+        } else {
+            (None, setup.redis_url.clone().context("split mode needs a Redis URL")?)
+        };
         let db_name = format!("warden_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let admin = Database::connect(admin_url.as_str()).await.context("connect to PostgreSQL")?;
         admin.execute_unprepared(&format!("CREATE DATABASE {db_name}")).await?;
@@ -126,6 +139,7 @@ impl Fleet {
             redis_url: Some(redis_url.clone()),
             dir: dir.clone(),
             pg: Some((admin_url, db_name)),
+            redis_server,
         };
         // From here on, a failure still drops the database (the caller stops the fleet).
         match fleet.start_split(setup, &database_url, &redis_url).await {
@@ -207,10 +221,15 @@ impl Fleet {
                 Err(e) => eprintln!("warning: could not drop {name}: {e}"),
             }
         }
-        if let Some(url) = &self.redis_url
-            && let Err(e) = crate::redis_mem::delete_warden_keys(url).await
-        {
-            eprintln!("warning: could not delete the bench's redis keys: {e:#}");
+        match self.redis_server {
+            Some(server) => server.stop().await,
+            None => {
+                if let Some(url) = &self.redis_url
+                    && let Err(e) = crate::redis_mem::delete_warden_keys(url).await
+                {
+                    eprintln!("warning: could not delete the bench's redis keys: {e:#}");
+                }
+            }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

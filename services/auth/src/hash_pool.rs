@@ -1,0 +1,84 @@
+//! Dedicated threads for password hashing, at the lowest CPU priority.
+//!
+//! Argon2 is pure CPU for ~10 ms a call. On tokio's blocking pool it competes as an equal
+//! with the runtime threads, so a login flood on 2 cores stretches every other request's
+//! latency. Here it runs on its own threads with nice 19: when nothing else wants the CPU
+//! (a login-only load) hashing still gets all of it; when protected requests arrive, the
+//! scheduler runs them first and logins queue (bounded, see `password.rs`).
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+pub(crate) struct HashPool {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// Lowest priority a thread can give itself without privileges.
+const NICE: i32 = 19;
+
+impl HashPool {
+    /// Starts `workers` threads; they exit once the pool is dropped and their queue is empty.
+    pub(crate) fn new(workers: usize) -> Self {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..workers.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("warden-hash-{n}"))
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        // The lock is held only while waiting for the next job, never while hashing.
+                        let next = queue.lock().expect("hash queue lock").recv();
+                        match next {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .expect("start a password hashing thread");
+        }
+        HashPool { jobs }
+    }
+
+    /// Runs `job` on a hashing thread; `None` if the pool has stopped.
+    pub(crate) async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = reply.send(job());
+        });
+        self.jobs.send(job).ok()?;
+        answer.await.ok()
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    // On Linux a thread id names one thread for setpriority, so only this thread is niced.
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE) {
+        tracing::debug!(error = %e, "password hashing thread keeps normal priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn runs_jobs_on_low_priority_threads() {
+        let pool = HashPool::new(2);
+        let name = pool.run(|| std::thread::current().name().map(str::to_owned)).await.unwrap();
+        assert!(name.unwrap().starts_with("warden-hash-"));
+        #[cfg(target_os = "linux")]
+        {
+            let nice = pool.run(|| rustix::process::getpriority_process(Some(rustix::thread::gettid()))).await;
+            assert_eq!(nice.unwrap().unwrap(), NICE);
+        }
+        let sum: u64 = pool.run(|| (1..=10u64).sum()).await.unwrap();
+        assert_eq!(sum, 55);
+    }
+}
