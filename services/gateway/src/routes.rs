@@ -1,7 +1,7 @@
 //! The route table: every REST route with the access it needs, in one place. The router is
 //! built from this table only, so a route cannot exist without a declared access.
 use crate::access::{Access, enforce};
-use crate::handlers::{admin, identity, keys, mfa, ops, session};
+use crate::handlers::{admin, docs, identity, keys, mfa, ops, session};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use axum::Router;
@@ -74,6 +74,9 @@ pub fn table() -> Vec<Route> {
         route(M::GET, "/readyz", Public, get(ops::readyz)),
         route(M::GET, "/metrics", Public, get(ops::metrics)),
         route(M::GET, "/api/v1/openapi.json", Public, get(ops::openapi)),
+        route(M::GET, "/api/v1/docs", Public, get(docs::page)),
+        route(M::GET, "/api/v1/docs/app.js", Public, get(docs::script)),
+        route(M::GET, "/api/v1/docs/app.css", Public, get(docs::style)),
     ]
 }
 

@@ -1,4 +1,5 @@
 pub(crate) mod admin;
+pub(crate) mod docs;
 pub(crate) mod identity;
 pub(crate) mod keys;
 pub(crate) mod mfa;
