@@ -3,6 +3,7 @@ use crate::api::*;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
+use warden_common::grpc::PeerChannel;
 use warden_common::secret::Secret;
 use warden_common::timestamp::{from_proto, to_proto};
 use warden_common::{Error, ErrorCode, Result};
@@ -274,12 +275,12 @@ impl AuthRpc for AuthGrpc {
 /// The auth service reached over gRPC (split mode).
 #[derive(Clone)]
 pub struct RemoteAuth {
-    client: AuthServiceClient<Channel>,
+    client: AuthServiceClient<PeerChannel>,
 }
 
 impl RemoteAuth {
     pub fn new(channel: Channel) -> Self {
-        RemoteAuth { client: AuthServiceClient::new(channel) }
+        RemoteAuth { client: AuthServiceClient::new(PeerChannel::new(channel)) }
     }
 }
 

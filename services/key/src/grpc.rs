@@ -4,6 +4,7 @@ use crate::api::{ApiKey, CreatedApiKey, KeyApi, NewApiKey, SharedKeys, Validated
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
+use warden_common::grpc::PeerChannel;
 use warden_common::secret::Secret;
 use warden_common::timestamp::{from_proto, to_proto};
 use warden_common::{Error, ErrorCode, Result};
@@ -124,12 +125,12 @@ impl KeyService for KeyGrpc {
 /// The key service in another process.
 #[derive(Clone)]
 pub struct RemoteKeys {
-    client: KeyServiceClient<Channel>,
+    client: KeyServiceClient<PeerChannel>,
 }
 
 impl RemoteKeys {
     pub fn new(channel: Channel) -> Self {
-        RemoteKeys { client: KeyServiceClient::new(channel) }
+        RemoteKeys { client: KeyServiceClient::new(PeerChannel::new(channel)) }
     }
 }
 

@@ -4,6 +4,7 @@ use crate::api::{IssuedToken, Jwk, SharedTokens, TokenApi, TokenKind, TokenSeed,
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
+use warden_common::grpc::PeerChannel;
 use warden_common::timestamp::{from_proto, to_proto};
 use warden_common::{Error, Result};
 use warden_proto::token::v1 as pb;
@@ -122,12 +123,12 @@ impl TokenRpc for TokenGrpc {
 /// The token service reached over gRPC (split mode).
 #[derive(Clone)]
 pub struct RemoteTokens {
-    client: TokenServiceClient<Channel>,
+    client: TokenServiceClient<PeerChannel>,
 }
 
 impl RemoteTokens {
     pub fn new(channel: Channel) -> Self {
-        RemoteTokens { client: TokenServiceClient::new(channel) }
+        RemoteTokens { client: TokenServiceClient::new(PeerChannel::new(channel)) }
     }
 }
 

@@ -299,6 +299,7 @@ async fn serve_grpc(
     });
 
     let router = tonic::transport::Server::builder()
+        .layer(grpc::ObserveLayer)
         .add_service(health)
         .add_service(reflection)
         .add_optional_service(auth)

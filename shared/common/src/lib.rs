@@ -3,8 +3,10 @@
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod deadline;
 pub mod error;
 pub mod grpc;
+pub mod metrics;
 pub mod net;
 pub mod redis;
 pub mod sealing;

@@ -1,8 +1,14 @@
 //! Tracing setup shared by every process: an `EnvFilter` (`RUST_LOG`, default `info`),
 //! text or JSON output, and an OTLP exporter only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//! W3C trace context (`traceparent`) travels in HTTP headers and gRPC metadata:
+//! [`inject_current`] on the way out, [`set_parent`] on the way in.
 use crate::config::LogFormat;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
@@ -22,6 +28,7 @@ impl Drop for TelemetryGuard {
 }
 
 pub fn init(format: LogFormat, service_name: &str) -> TelemetryGuard {
+    install_propagator();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt_layer: Box<dyn Layer<Registry> + Send + Sync> = match format {
         LogFormat::Json => {
@@ -42,4 +49,49 @@ pub fn init(format: LogFormat, service_name: &str) -> TelemetryGuard {
     // A second init (tests start many servers in one process) is harmless.
     let _ = tracing_subscriber::registry().with(fmt_layer).with(otel_layer).with(filter).try_init();
     guard
+}
+
+/// Registers the W3C trace-context propagator (idempotent). [`init`] does it; tests that
+/// build their own subscriber call it themselves.
+pub fn install_propagator() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new()));
+}
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(key.as_bytes()), HeaderValue::from_str(&value)) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+/// Writes the current span's trace context (`traceparent`, `tracestate`) into outgoing
+/// headers; writes nothing when no trace is being recorded.
+pub fn inject_current(headers: &mut HeaderMap) {
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut HeaderInjector(headers)));
+}
+
+/// Makes `span` a child of the caller's trace when the request carries a `traceparent`.
+pub fn set_parent(span: &tracing::Span, headers: &HeaderMap) {
+    if span.is_disabled() || !headers.contains_key("traceparent") {
+        return;
+    }
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    let _ = span.set_parent(parent);
 }

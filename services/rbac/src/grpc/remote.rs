@@ -4,22 +4,23 @@ use crate::api::{Decision, NewRole, RbacApi, Role, UserRoles};
 use tonic::transport::Channel;
 use uuid::Uuid;
 use warden_common::Result;
+use warden_common::grpc::PeerChannel;
 use warden_proto::rbac::v1 as pb;
 use warden_proto::rbac::v1::rbac_service_client::RbacServiceClient;
 
 /// A client of `warden.rbac.v1.RbacService`; cheap to clone.
 #[derive(Clone)]
 pub struct RemoteRbac {
-    client: RbacServiceClient<Channel>,
+    client: RbacServiceClient<PeerChannel>,
 }
 
 impl RemoteRbac {
     pub fn new(channel: Channel) -> Self {
-        RemoteRbac { client: RbacServiceClient::new(channel) }
+        RemoteRbac { client: RbacServiceClient::new(PeerChannel::new(channel)) }
     }
 
     /// The generated client needs `&mut self`; clones share the channel.
-    fn client(&self) -> RbacServiceClient<Channel> {
+    fn client(&self) -> RbacServiceClient<PeerChannel> {
         self.client.clone()
     }
 }
