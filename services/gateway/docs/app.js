@@ -129,10 +129,13 @@
     return out;
   }
 
-  // The security schemes an operation accepts ([] = public).
-  function schemes(op) {
+  // How an operation may be called, in the document's order: 'public' (no requirement, or an
+  // empty one: the credential is optional), 'bearer', 'apikey'.
+  function accepts(op) {
     const reqs = op.security || doc.security || [];
-    return [...new Set(reqs.flatMap((r) => Object.keys(r)))];
+    if (!reqs.length) return ['public'];
+    const kinds = reqs.map((r) => (Object.keys(r).length ? schemeKind(Object.keys(r)[0]) : 'public'));
+    return [...new Set(kinds.filter(Boolean))];
   }
 
   function schemeKind(name) {
@@ -142,9 +145,11 @@
     return '';
   }
 
+  const KIND_LABELS = { public: 'public', bearer: 'bearer', apikey: 'API key' };
+
   function renderOperation(o) {
     const { method, path, op, params } = o;
-    const accepted = schemes(op).map(schemeKind).filter(Boolean);
+    const accepted = accepts(op);
     const body = op.requestBody ? deref(op.requestBody) : null;
     const media = body && body.content ? Object.keys(body.content)[0] : null;
     const id = op.operationId || `${method}-${path}`;
@@ -183,7 +188,7 @@
       el('summary', {},
         el('span', { class: `method m-${method}` }, method.toUpperCase()), ' ',
         el('code', { class: 'path' }, path), ' ', el('span', { class: 'summary' }, op.summary || ''),
-        el('span', { class: 'auth' }, accepted.length ? accepted.join(' | ') : 'public')),
+        el('span', { class: 'auth' }, accepted.map((k) => KIND_LABELS[k]).join(' | '))),
       op.description ? prose(op.description) : '',
       el('p', { class: 'meta' }, 'operationId ', el('code', {}, id)),
       params.length ? el('table', {}, el('tr', {}, ['name', 'in', 'type', 'description'].map((h) => el('th', {}, h))), paramRows) : '',
@@ -258,10 +263,13 @@
       return el('section', { class: 'tag' }, el('h2', {}, tag.name),
         tag.description ? prose(tag.description) : '', mine.map(renderOperation));
     }).filter(Boolean));
-    if (location.hash) {
-      const target = document.getElementById(decodeURIComponent(location.hash.slice(1)));
-      if (target && target.tagName === 'DETAILS') { target.open = true; target.scrollIntoView(); }
-    }
+    openFromHash();
+  }
+
+  // /api/v1/docs#operationId opens that operation.
+  function openFromHash() {
+    const target = location.hash && document.getElementById(decodeURIComponent(location.hash.slice(1)));
+    if (target && target.tagName === 'DETAILS') { target.open = true; target.scrollIntoView(); }
   }
 
   function filter() {
@@ -279,6 +287,7 @@
 
   document.addEventListener('DOMContentLoaded', async () => {
     $('filter').addEventListener('input', filter);
+    window.addEventListener('hashchange', openFromHash);
     $('credentials').addEventListener('submit', (e) => e.preventDefault());
     try {
       const res = await fetch('openapi.json', { cache: 'no-store', credentials: 'omit' });
