@@ -300,6 +300,7 @@ async fn serve_grpc(
 
     let router = tonic::transport::Server::builder()
         .layer(grpc::ObserveLayer)
+        .layer(crate::grpc_limits::layer())
         .add_service(health)
         .add_service(reflection)
         .add_optional_service(auth)

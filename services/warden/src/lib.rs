@@ -1,6 +1,7 @@
 //! The `warden` binary's library: process assembly, shared by `main` and the test harness.
 pub mod app;
 pub mod cli;
+mod grpc_limits;
 pub mod migrator;
 pub mod role;
 

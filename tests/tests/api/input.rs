@@ -1,6 +1,6 @@
 //! Bad input: clear problem answers, never a 500.
 use serde_json::Value;
-use warden_tests::{TestWarden, on_every_backend};
+use warden_tests::{ADMIN_PASSWORD, TestWarden, on_every_backend};
 
 on_every_backend!(malformed_and_oversized_input_is_refused);
 
@@ -42,17 +42,76 @@ async fn malformed_and_oversized_input_is_refused(w: TestWarden) {
         .await
         .unwrap();
     assert_eq!(code(r).await, (400, "validation_error".into()));
-    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
-    let r = w.http.post(&url).header("content-type", "application/json").body(deep).send().await.unwrap();
+    // Deep nesting: refused by the parser's depth limit (no stack overflow), or by size first
+    // when the document is past the body limit (100k levels are 200 KB).
+    for (depth, status) in [(5000, 400), (30_000, 400), (100_000, 413)] {
+        let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let r = w.http.post(&url).header("content-type", "application/json").body(deep).send().await.unwrap();
+        assert_eq!(code(r).await, (status, "validation_error".into()), "nesting depth {depth}");
+    }
+    // Deep nesting inside a body that is otherwise well-formed.
+    let nested = format!("{{\"username\":{}1{},\"password\":\"x\"}}", "[".repeat(10_000), "]".repeat(10_000));
+    let r = w.http.post(&url).header("content-type", "application/json").body(nested).send().await.unwrap();
     assert_eq!(code(r).await, (400, "validation_error".into()));
+    // A method HTTP does not know, and a known one the route lacks: 405 either way.
+    let weird = reqwest::Method::from_bytes(b"FROBNICATE").unwrap();
+    let r = w.http.request(weird, &url).send().await.unwrap();
+    assert_eq!(code(r).await, (405, "method_not_allowed".into()));
+    let r = w.http.put(&url).header("content-type", "application/json").body("{}").send().await.unwrap();
+    assert_eq!(code(r).await, (405, "method_not_allowed".into()));
+    // A JSON body under another media type, or none at all: 415.
+    let r = w.http.post(&url).body("{\"username\":\"x\",\"password\":\"y\"}").send().await.unwrap();
+    assert_eq!(code(r).await, (415, "validation_error".into()));
+    let r = w
+        .http
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("username=x&password=y")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(r).await, (415, "validation_error".into()));
+    // Oversized without a Content-Length (chunked) is refused by size as well.
+    let addr = w.base_url.trim_start_matches("http://").to_owned();
+    let raw = tokio::task::spawn_blocking(move || chunked_post(&addr, "/api/v1/auth/login", 100, 1024)).await.unwrap();
+    assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
+    assert!(raw.to_ascii_lowercase().contains("content-type: application/problem+json"), "{raw}");
+    assert!(raw.contains("\"code\":\"validation_error\""), "{raw}");
     // A repeated query parameter or a malformed path segment is a problem document too.
     let r = w.http.get(w.url("/api/v1/auth/verify?permission=a&permission=b")).send().await.unwrap();
     assert_eq!(code(r).await.0, 400);
-    // A huge gRPC message is refused by size, before any work (tonic answers OUT_OF_RANGE
-    // where grpc-core answers RESOURCE_EXHAUSTED; either is a refusal, never a 5xx-like code).
+    // A gRPC message past the server's limit is refused by size before any work, with
+    // RESOURCE_EXHAUSTED (SPEC §4) and the validation_error reason.
     let mut grpc = w.auth_client().await;
     let huge = warden_proto::auth::v1::LoginRequest { username: "x".into(), password: "p".repeat(1024 * 1024) };
     let status = grpc.login(huge).await.unwrap_err();
-    assert!(matches!(status.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted), "{status:?}");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert_eq!(warden_common::Error::from(status).code, warden_common::ErrorCode::ValidationError);
+    // The connection stays usable: a normal call right after is answered.
+    let ok = warden_proto::auth::v1::LoginRequest { username: w.admin.clone(), password: ADMIN_PASSWORD.into() };
+    grpc.login(ok).await.expect("a normal login after the refusal");
     w.shutdown().await;
+}
+
+/// POSTs `count` chunks of `size` spaces with chunked transfer encoding (no Content-Length)
+/// over a plain socket and returns the raw answer.
+fn chunked_post(addr: &str, path: &str, count: usize, size: usize) -> String {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    socket.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).unwrap();
+    let chunk = format!("{size:x}\r\n{}\r\n", " ".repeat(size));
+    for _ in 0..count {
+        // The server may answer and close before the whole body is sent.
+        if socket.write_all(chunk.as_bytes()).is_err() {
+            break;
+        }
+    }
+    let _ = socket.write_all(b"0\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = socket.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
 }
