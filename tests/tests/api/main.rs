@@ -1,6 +1,7 @@
 //! End-to-end tests through REST and gRPC, on SQLite and on PostgreSQL + Redis.
 mod api_keys;
 mod faults;
+mod flood;
 mod grpc;
 mod input;
 mod jwt;
