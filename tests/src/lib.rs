@@ -1,6 +1,8 @@
 //! The in-process test harness: starts Warden on ephemeral ports, either all in one process
 //! or as separate services talking gRPC, on SQLite or on PostgreSQL + Redis, with a fresh
 //! database per test, and hands out typed clients.
+pub mod proxy;
+
 use std::sync::Arc;
 use tonic::transport::Channel;
 use warden::{ServiceRole, Warden};
@@ -199,6 +201,24 @@ impl TestWarden {
             .expect("request");
         assert_eq!(response.status(), 201, "create role {name}");
         name
+    }
+
+    /// Split mode: stops the process that runs only `role` (a backend going down).
+    pub async fn stop_service(&mut self, role: ServiceRole) {
+        let only = |p: &Warden| {
+            let l = &p.local;
+            let runs = [l.auth.is_some(), l.tokens.is_some(), l.keys.is_some(), l.rbac.is_some()];
+            let want = match role {
+                ServiceRole::Auth => [true, false, false, false],
+                ServiceRole::Token => [false, true, false, false],
+                ServiceRole::Key => [false, false, true, false],
+                ServiceRole::Rbac => [false, false, false, true],
+                _ => panic!("stop_service is for one backend service"),
+            };
+            runs == want
+        };
+        let index = self.processes.iter().position(only).expect("a process running only that service");
+        self.processes.remove(index).shutdown().await;
     }
 
     pub async fn shutdown(self) {

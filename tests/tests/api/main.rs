@@ -9,6 +9,7 @@ mod keys_rotation;
 mod lockout;
 mod login;
 mod mfa;
+mod outages;
 mod password;
 mod rbac;
 mod refresh;
