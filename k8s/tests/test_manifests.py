@@ -212,7 +212,12 @@ def test_grpc_services_ports_and_probes(docs):
         container = main_container(deployment)
         port = port_of(env_of(container, docs)["WARDEN_GRPC_ADDR"])
         assert port == 50051
-        assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("grpc", port)]
+        metrics = port_of(env_of(container, docs)["WARDEN_METRICS_ADDR"])
+        assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("grpc", port), ("metrics", metrics)]
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == (str(metrics), "/metrics")
+        assert '"/metrics"' in source("shared/common/src/metrics.rs")
         for probe_kind in ("startupProbe", "livenessProbe", "readinessProbe"):
             probe = container[probe_kind]
             assert set(probe) & {"grpc", "httpGet", "tcpSocket", "exec"} == {"grpc"}, probe_kind
@@ -391,6 +396,12 @@ def test_network_policies_admit_only_callers(docs):
         assert rules, name
         admitted = set()
         for rule in rules:
+            if name != GATEWAY and [p["port"] for p in rule["ports"]] == [9090]:
+                # The metrics port, to opted-in Prometheus pods only (never the gRPC port).
+                assert rule["from"] == [
+                    {"namespaceSelector": {}, "podSelector": {"matchLabels": {"warden-metrics-scraper": "true"}}}
+                ], name
+                continue
             assert [p["port"] for p in rule["ports"]] == [port], name
             if name == GATEWAY:
                 assert "from" not in rule, "the gateway is reachable from anywhere"

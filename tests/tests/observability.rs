@@ -1,12 +1,17 @@
-//! One trace per request across processes: a REST login with a known W3C `traceparent`
+//! Observability. One trace per request across processes: a REST login with a known W3C `traceparent`
 //! reaches the gateway, which calls the auth service over gRPC, which calls the token
-//! service; every span they record carries the caller's trace id. Its own test binary,
-//! because the tracing subscriber it installs is process-wide.
+//! service; every span they record carries the caller's trace id. Per-RPC and business
+//! metrics in Prometheus text. Its own test binary, because the tracing subscriber and the
+//! metrics recorder are process-wide.
 use opentelemetry::trace::{SpanId, TraceId, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing_subscriber::layer::SubscriberExt;
-use warden_tests::{ADMIN_PASSWORD, Backend, TestWarden, backend_urls};
+use warden::{ServiceRole, Warden};
+use warden_common::clock::{OffsetClock, SharedClock};
+use warden_common::metrics;
+use warden_tests::{ADMIN_PASSWORD, Backend, TestWarden, backend_urls, base_config};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_SPAN: &str = "00f067aa0ba902b7";
@@ -22,18 +27,19 @@ fn install_tracing() -> (SdkTracerProvider, InMemorySpanExporter) {
     (provider, exporter)
 }
 
-/// The finished spans named `name` (waits briefly: a server span ends as it answers).
-async fn spans_named(exporter: &InMemorySpanExporter, name: &str, at_least: usize) -> Vec<SpanData> {
+/// The finished spans named `name` that `keep` accepts, at least one (waits briefly: a
+/// server span ends as it answers). Other tests of this binary record spans too.
+async fn spans(exporter: &InMemorySpanExporter, name: &str, keep: impl Fn(&SpanData) -> bool) -> Vec<SpanData> {
     for _ in 0..50 {
         let found: Vec<SpanData> =
-            exporter.get_finished_spans().unwrap().into_iter().filter(|s| s.name == name).collect();
-        if found.len() >= at_least {
+            exporter.get_finished_spans().unwrap().into_iter().filter(|s| s.name == name && keep(s)).collect();
+        if !found.is_empty() {
             return found;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!(
-        "no span named {name}; have {:?}",
+        "no such span named {name}; have {:?}",
         exporter.get_finished_spans().unwrap().iter().map(|s| s.name.clone()).collect::<Vec<_>>()
     );
 }
@@ -56,23 +62,81 @@ async fn a_login_is_one_trace_across_gateway_auth_and_token_services() {
     let r = w.http.post(w.url("/api/v1/auth/login")).header("traceparent", traceparent).json(&body).send().await;
     assert_eq!(r.unwrap().status(), 200);
 
+    // Only this test runs split services, so every auth and token span here is this login's.
     let trace = TraceId::from_hex(TRACE_ID).unwrap();
-    let gateway = spans_named(&exporter, "POST /api/v1/auth/login", 1).await;
-    assert_eq!(gateway[0].span_context.trace_id(), trace, "the gateway continues the caller's trace");
+    let in_trace = |s: &SpanData| s.span_context.trace_id() == trace;
+    let gateway = spans(&exporter, "POST /api/v1/auth/login", in_trace).await;
+    assert_eq!(gateway.len(), 1, "the gateway continues the caller's trace");
     assert_eq!(gateway[0].parent_span_id, SpanId::from_hex(PARENT_SPAN).unwrap());
-    let auth = spans_named(&exporter, "warden.auth.v1.AuthService/Login", 1).await;
+    let auth = spans(&exporter, "warden.auth.v1.AuthService/Login", |_| true).await;
     assert_eq!(auth[0].span_context.trace_id(), trace, "the auth service joins the gateway's trace");
     assert_eq!(auth[0].parent_span_id, gateway[0].span_context.span_id());
-    let token = spans_named(&exporter, "warden.token.v1.TokenService/GenerateAccessToken", 1).await;
-    assert!(token.iter().all(|s| s.span_context.trace_id() == trace), "the token service joins it too");
+    let token = spans(&exporter, "warden.token.v1.TokenService/GenerateAccessToken", |_| true).await;
+    assert!(token.iter().all(in_trace), "the token service joins it too");
     assert!(token.iter().all(|s| s.parent_span_id == auth[0].span_context.span_id()));
 
     // Without a traceparent, the gateway starts a trace and the services join that one.
     exporter.reset();
     assert_eq!(w.login(&w.admin, ADMIN_PASSWORD).await.status(), 200);
-    let gateway = spans_named(&exporter, "POST /api/v1/auth/login", 1).await;
-    let auth = spans_named(&exporter, "warden.auth.v1.AuthService/Login", 1).await;
+    let auth = spans(&exporter, "warden.auth.v1.AuthService/Login", |_| true).await;
+    let parent = auth[0].parent_span_id;
+    let gateway = spans(&exporter, "POST /api/v1/auth/login", |s| s.span_context.span_id() == parent).await;
     assert_ne!(gateway[0].span_context.trace_id(), trace);
     assert_eq!(auth[0].span_context.trace_id(), gateway[0].span_context.trace_id());
+    w.shutdown().await;
+}
+
+async fn scrape(url: String) -> String {
+    reqwest::get(url).await.expect("metrics answer").text().await.expect("metrics text")
+}
+
+/// A split service (no gateway) serves its per-RPC metrics on `WARDEN_METRICS_ADDR`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_service_serves_per_rpc_metrics() {
+    use warden_proto::token::v1 as pb;
+    let mut config = base_config(warden_common::testing::sqlite_url(), None);
+    config.metrics_addr = Some("127.0.0.1:0".into());
+    let clock: SharedClock = Arc::new(OffsetClock::default());
+    let token = Warden::start(config, ServiceRole::Token, clock).await.expect("start the token service");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", token.grpc_addr.unwrap()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = pb::token_service_client::TokenServiceClient::new(channel);
+    client.get_jwks(pb::GetJwksRequest {}).await.expect("jwks");
+    let refused = client.verify_token(pb::VerifyTokenRequest { token: "junk".into(), ..Default::default() }).await;
+    let code = metrics::code_name(refused.expect_err("junk is no token").code());
+
+    let text = scrape(format!("http://{}/metrics", token.metrics_addr.expect("metrics listener"))).await;
+    let ok = r#"warden_grpc_server_requests_total{service="warden.token.v1.TokenService",method="GetJwks",code="OK"}"#;
+    assert!(text.contains(ok), "{text}");
+    let failed = format!(
+        r#"warden_grpc_server_requests_total{{service="warden.token.v1.TokenService",method="VerifyToken",code="{code}"}}"#
+    );
+    assert!(text.contains(&failed), "{text}");
+    assert!(text.contains(r#"warden_grpc_server_request_duration_seconds_bucket{service="warden.token.v1.TokenService",method="GetJwks",code="OK",le="0.005"}"#), "{text}");
+    token.shutdown().await;
+}
+
+/// In the all-in-one process the gateway's `/metrics` has the business counters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_metrics_count_logins_and_decisions() {
+    let w = TestWarden::start(Backend::Sqlite, "business_metrics").await.expect("sqlite always runs");
+    let admin = w.admin_token().await;
+    assert_eq!(w.login(&w.admin, "not the password").await.status(), 401);
+    let body = serde_json::json!({"permission": "users:write"});
+    let r = w.http.post(w.url("/api/v1/auth/authorize")).bearer_auth(&admin).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = scrape(w.url("/metrics")).await;
+    for line in [
+        r#"warden_login_attempts_total{outcome="success"}"#,
+        r#"warden_login_attempts_total{outcome="invalid_credentials"}"#,
+        r#"warden_authorization_decisions_total{decision="allow"}"#,
+        "warden_password_hash_queue_depth",
+        r#"warden_http_request_duration_seconds_bucket{method="POST",route="/api/v1/auth/login",status="200",le="0.5"}"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
     w.shutdown().await;
 }

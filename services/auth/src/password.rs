@@ -51,6 +51,7 @@ struct Waiting<'a> {
 impl<'a> Waiting<'a> {
     fn enter(counter: &'a AtomicUsize) -> Self {
         let ahead = counter.fetch_add(1, Ordering::SeqCst);
+        metrics::gauge!("warden_password_hash_queue_depth").increment(1.0);
         Waiting { counter, ahead }
     }
 }
@@ -58,6 +59,7 @@ impl<'a> Waiting<'a> {
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.counter.fetch_sub(1, Ordering::SeqCst);
+        metrics::gauge!("warden_password_hash_queue_depth").decrement(1.0);
     }
 }
 

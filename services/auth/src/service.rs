@@ -210,6 +210,7 @@ impl AuthService {
             return Err(Error::new(ErrorCode::RefreshFailed, "the refresh token was just rotated; use its successor"));
         }
         self.store.delete_session(token.session_id).await?;
+        metrics::counter!("warden_refresh_reuse_detected_total").increment(1);
         tracing::warn!(target: "audit", event = "refresh_token_reuse", user_id = %token.subject, session_id = %token.session_id);
         Err(Error::new(ErrorCode::TokenRevoked, "the refresh token was already used; the session is revoked"))
     }
@@ -260,9 +261,9 @@ impl AuthService {
     }
 }
 
-#[async_trait::async_trait]
-impl AuthApi for AuthService {
-    async fn login(&self, username: &str, password: &Secret) -> Result<TokenPair> {
+impl AuthService {
+    /// Password login; [`AuthApi::login`] counts its outcome.
+    async fn password_login(&self, username: &str, password: &Secret) -> Result<TokenPair> {
         Self::validate_login_input(username, password)?;
         let key = username_key(username);
         let now = self.clock.unix();
@@ -280,6 +281,7 @@ impl AuthApi for AuthService {
                 let state = self.store.record_failure(&key, self.clock.unix(), &self.settings.lockout).await?;
                 tracing::info!(target: "audit", event = "login_failed", username_hash = %&sha256_hex(&key)[..16], failures = state.failures);
                 if state.locked_until > 0 {
+                    metrics::counter!("warden_lockouts_total").increment(1);
                     tracing::warn!(target: "audit", event = "account_locked", username_hash = %&sha256_hex(&key)[..16], until = state.locked_until);
                 }
                 return Err(invalid_credentials());
@@ -306,6 +308,16 @@ impl AuthApi for AuthService {
         let pair = self.start_session(user.id).await?;
         tracing::info!(target: "audit", event = "login_succeeded", user_id = %user.id);
         Ok(pair)
+    }
+}
+
+#[async_trait::async_trait]
+impl AuthApi for AuthService {
+    async fn login(&self, username: &str, password: &Secret) -> Result<TokenPair> {
+        let outcome = self.password_login(username, password).await;
+        let label = outcome.as_ref().map_or_else(|e| e.code.as_str(), |_| "success");
+        metrics::counter!("warden_login_attempts_total", "outcome" => label).increment(1);
+        outcome
     }
 
     async fn refresh(&self, refresh_token: &Secret) -> Result<TokenPair> {

@@ -95,6 +95,49 @@ fn deny(id: Uuid, error: KeyError) -> Error {
     error.into()
 }
 
+impl KeyService {
+    /// API-key validation; [`KeyApi::validate_api_key`] counts its outcome.
+    async fn validate(&self, key: &str) -> Result<ValidatedApiKey> {
+        // Format and checksum first: typos and junk never reach storage.
+        let Some(parsed) = format::parse(key) else {
+            tracing::debug!(target: "audit", event = "api_key.denied", reason = "malformed");
+            return Err(KeyError::Invalid.into());
+        };
+        let id = parsed.id;
+        let Some(entry) = self.load(id).await? else {
+            return Err(deny(id, KeyError::Invalid));
+        };
+        if !self.hasher.verify(key, &entry.secret_hash, &entry.hash_alg)? {
+            return Err(deny(id, KeyError::Invalid));
+        }
+        if entry.key.revoked_at.is_some() {
+            return Err(deny(id, KeyError::Revoked));
+        }
+        let now = self.now();
+        if entry.key.expires_at.is_some_and(|at| at <= now) {
+            return Err(deny(id, KeyError::Expired));
+        }
+        let limit = entry.key.rate_limit_per_minute;
+        let now_us = i64::try_from(now.unix_timestamp_nanos() / 1_000).map_err(Error::internal)?;
+        let verdict = match &self.redis {
+            Some(redis) => redis.check(id, limit, now_us).await?,
+            None => self.local_limiter.check(id, limit, now_us),
+        };
+        let remaining = match verdict {
+            Verdict::Allowed { remaining } => remaining,
+            Verdict::Limited { retry_after } => return Err(deny(id, KeyError::RateLimited { retry_after })),
+            Verdict::Revoked => {
+                self.cache.invalidate(id);
+                return Err(deny(id, KeyError::Revoked));
+            }
+        };
+        self.usage.touch(id, now);
+        let mut key = entry.key.clone();
+        key.last_used_at = Some(now);
+        Ok(ValidatedApiKey { key, rate_limit_remaining: remaining })
+    }
+}
+
 #[async_trait::async_trait]
 impl KeyApi for KeyService {
     async fn generate_api_key(&self, new: NewApiKey) -> Result<CreatedApiKey> {
@@ -151,43 +194,10 @@ impl KeyApi for KeyService {
     }
 
     async fn validate_api_key(&self, key: &str) -> Result<ValidatedApiKey> {
-        // Format and checksum first: typos and junk never reach storage.
-        let Some(parsed) = format::parse(key) else {
-            tracing::debug!(target: "audit", event = "api_key.denied", reason = "malformed");
-            return Err(KeyError::Invalid.into());
-        };
-        let id = parsed.id;
-        let Some(entry) = self.load(id).await? else {
-            return Err(deny(id, KeyError::Invalid));
-        };
-        if !self.hasher.verify(key, &entry.secret_hash, &entry.hash_alg)? {
-            return Err(deny(id, KeyError::Invalid));
-        }
-        if entry.key.revoked_at.is_some() {
-            return Err(deny(id, KeyError::Revoked));
-        }
-        let now = self.now();
-        if entry.key.expires_at.is_some_and(|at| at <= now) {
-            return Err(deny(id, KeyError::Expired));
-        }
-        let limit = entry.key.rate_limit_per_minute;
-        let now_us = i64::try_from(now.unix_timestamp_nanos() / 1_000).map_err(Error::internal)?;
-        let verdict = match &self.redis {
-            Some(redis) => redis.check(id, limit, now_us).await?,
-            None => self.local_limiter.check(id, limit, now_us),
-        };
-        let remaining = match verdict {
-            Verdict::Allowed { remaining } => remaining,
-            Verdict::Limited { retry_after } => return Err(deny(id, KeyError::RateLimited { retry_after })),
-            Verdict::Revoked => {
-                self.cache.invalidate(id);
-                return Err(deny(id, KeyError::Revoked));
-            }
-        };
-        self.usage.touch(id, now);
-        let mut key = entry.key.clone();
-        key.last_used_at = Some(now);
-        Ok(ValidatedApiKey { key, rate_limit_remaining: remaining })
+        let outcome = self.validate(key).await;
+        let label = outcome.as_ref().map_or_else(|e| e.code.as_str(), |_| "valid");
+        metrics::counter!("warden_api_key_validations_total", "outcome" => label).increment(1);
+        outcome
     }
 
     async fn revoke_api_key(&self, id: Uuid, owner: Option<Uuid>) -> Result<()> {

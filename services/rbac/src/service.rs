@@ -98,6 +98,10 @@ impl RbacApi for RbacService {
         }
         let (direct, graph) = self.user_view(user_id).await?;
         let decisions = decide(&graph, &direct, permissions, scopes);
+        for d in &decisions {
+            let decision = if d.allowed { "allow" } else { "deny" };
+            metrics::counter!("warden_authorization_decisions_total", "decision" => decision).increment(1);
+        }
         for d in decisions.iter().filter(|d| !d.allowed) {
             // The caller (auth service, gateway) logs the user-facing denial event.
             let code = d.code.map(|c| c.as_str()).unwrap_or_default();

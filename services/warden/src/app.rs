@@ -33,6 +33,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Warden {
     pub http_addr: Option<SocketAddr>,
     pub grpc_addr: Option<SocketAddr>,
+    /// The Prometheus listener (`WARDEN_METRICS_ADDR`), when configured.
+    pub metrics_addr: Option<SocketAddr>,
     /// The services this process runs locally, for in-process callers (tests, CLI).
     pub local: LocalServices,
     stop: watch::Sender<bool>,
@@ -244,8 +246,27 @@ impl Warden {
             }
             None => None,
         };
-        tracing::info!(service = %role, http = ?http_addr, grpc = ?grpc_addr, "warden is serving");
-        Ok(Warden { http_addr, grpc_addr, local, stop, tasks })
+        let metrics_addr = match config.metrics_socket_addr()? {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("WARDEN_METRICS_ADDR: cannot listen on {addr}"))?;
+                let bound = listener.local_addr()?;
+                let mut stopped = stopped.clone();
+                let stop = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = warden_common::metrics::serve(listener, stop).await {
+                        tracing::error!(error = %e, "metrics server failed");
+                    }
+                }));
+                Some(bound)
+            }
+            None => None,
+        };
+        tracing::info!(service = %role, http = ?http_addr, grpc = ?grpc_addr, metrics = ?metrics_addr, "warden is serving");
+        Ok(Warden { http_addr, grpc_addr, metrics_addr, local, stop, tasks })
     }
 
     /// Stops accepting, lets in-flight requests finish (bounded), and returns.

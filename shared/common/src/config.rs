@@ -32,6 +32,8 @@ pub struct Config {
     pub redis_url: Option<String>,
     pub http_addr: String,
     pub grpc_addr: String,
+    /// Where a process without a gateway serves Prometheus `GET /metrics`; unset: nowhere.
+    pub metrics_addr: Option<String>,
     pub issuer: String,
     pub audience: String,
     pub access_token_ttl: i64,
@@ -75,6 +77,7 @@ impl Default for Config {
             redis_url: None,
             http_addr: "127.0.0.1:8080".into(),
             grpc_addr: "127.0.0.1:50051".into(),
+            metrics_addr: None,
             issuer: "http://127.0.0.1:8080".into(),
             audience: "warden".into(),
             access_token_ttl: 900,
@@ -169,6 +172,7 @@ impl Config {
         }
         self.http_socket_addr()?;
         self.grpc_socket_addr()?;
+        self.metrics_socket_addr()?;
         if !(self.database_url.starts_with("sqlite:")
             || self.database_url.starts_with("postgres://")
             || self.database_url.starts_with("postgresql://"))
@@ -223,6 +227,11 @@ impl Config {
 
     pub fn grpc_socket_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.grpc_addr.parse().map_err(|_| bad("WARDEN_GRPC_ADDR", format!("{} is not host:port", self.grpc_addr)))
+    }
+
+    pub fn metrics_socket_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let Some(addr) = &self.metrics_addr else { return Ok(None) };
+        addr.parse().map(Some).map_err(|_| bad("WARDEN_METRICS_ADDR", format!("{addr} is not host:port")))
     }
 
     pub fn hash_workers(&self) -> usize {
