@@ -213,7 +213,10 @@ def test_grpc_services_ports_and_probes(docs):
         port = port_of(env_of(container, docs)["WARDEN_GRPC_ADDR"])
         assert port == 50051
         metrics = port_of(env_of(container, docs)["WARDEN_METRICS_ADDR"])
-        assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("grpc", port), ("metrics", metrics)]
+        # Probes use the plaintext health-only listener: the kubelet cannot do mTLS.
+        health_port = port_of(env_of(container, docs)["WARDEN_HEALTH_ADDR"])
+        ports = [(p["name"], p["containerPort"]) for p in container["ports"]]
+        assert ports == [("grpc", port), ("health", health_port), ("metrics", metrics)]
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true"
         assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == (str(metrics), "/metrics")
@@ -221,7 +224,7 @@ def test_grpc_services_ports_and_probes(docs):
         for probe_kind in ("startupProbe", "livenessProbe", "readinessProbe"):
             probe = container[probe_kind]
             assert set(probe) & {"grpc", "httpGet", "tcpSocket", "exec"} == {"grpc"}, probe_kind
-            assert probe["grpc"]["port"] == port, probe_kind
+            assert probe["grpc"]["port"] == health_port, probe_kind
         # The per-service name proves the process runs the right service; "" also drains.
         assert container["startupProbe"]["grpc"]["service"] == health[name]
         # Liveness uses the always-serving name, so a database outage does not restart pods.
@@ -475,3 +478,23 @@ def canonical(value):
             items.sort(key=lambda i: i["name"])
         return items
     return value
+
+
+def test_prod_services_talk_mutual_tls(docs, overlay):
+    """Prod refuses a split service without TLS: every process gets the cert-manager files."""
+    for name, deployment in deployments_by_component(docs).items():
+        container = main_container(deployment)
+        env = env_of(container, docs)
+        if overlay == "dev":
+            assert "WARDEN_TLS_CERT" not in env, name
+            continue
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        assert volumes["tls"]["secret"]["secretName"] == "warden-tls", name
+        assert mounts["tls"]["readOnly"] is True, name
+        directory = mounts["tls"]["mountPath"]
+        files = {"WARDEN_TLS_CERT": "tls.crt", "WARDEN_TLS_KEY": "tls.key", "WARDEN_TLS_CA": "ca.crt"}
+        for variable, file in files.items():
+            assert env[variable] == f"{directory}/{file}", (name, variable)
+    assert "tls.client()" in source("shared/common/src/grpc.rs")
+    assert "tls.server()" in source("services/warden/src/app.rs")

@@ -14,8 +14,10 @@ use tokio::task::JoinHandle;
 use warden_auth::store::{RedisStore, SessionStore, SqlStore};
 use warden_auth::{AuthService, AuthSettings, Peers, SharedAuth};
 use warden_common::clock::SharedClock;
+use warden_common::config::Mode;
 use warden_common::config::split_list;
 use warden_common::secret::Secret;
+use warden_common::tls::Tls;
 use warden_common::{Config, grpc};
 use warden_gateway::{AppState, ClientThrottle, Services};
 use warden_key::{KeyService, SharedKeys};
@@ -33,6 +35,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Warden {
     pub http_addr: Option<SocketAddr>,
     pub grpc_addr: Option<SocketAddr>,
+    /// The plaintext health-only gRPC listener (`WARDEN_HEALTH_ADDR`), when configured.
+    pub health_addr: Option<SocketAddr>,
     /// The Prometheus listener (`WARDEN_METRICS_ADDR`), when configured.
     pub metrics_addr: Option<SocketAddr>,
     /// The services this process runs locally, for in-process callers (tests, CLI).
@@ -71,8 +75,8 @@ async fn open_redis(config: &Config) -> anyhow::Result<Option<fred::clients::Cli
     }
 }
 
-fn channel(setting: &str, value: &Option<String>) -> anyhow::Result<tonic::transport::Channel> {
-    grpc::channel(setting, &split_list(value.as_deref()))
+fn channel(setting: &str, value: &Option<String>, tls: Option<&Tls>) -> anyhow::Result<tonic::transport::Channel> {
+    grpc::channel(setting, &split_list(value.as_deref()), tls)
 }
 
 /// Builds the local services a role needs, and remote clients for the others.
@@ -80,6 +84,7 @@ async fn build(
     config: &Config,
     role: ServiceRole,
     clock: &SharedClock,
+    tls: Option<&Tls>,
 ) -> anyhow::Result<(LocalServices, Option<(Services, Arc<ClientThrottle>)>)> {
     let needs_db = role != ServiceRole::Gateway;
     let db = if needs_db { Some(open_database(config).await?) } else { None };
@@ -111,21 +116,21 @@ async fn build(
     let tokens: Option<SharedTokens> = match &local.tokens {
         Some(t) => Some(t.clone()),
         None if matches!(role, ServiceRole::Auth | ServiceRole::Gateway) => Some(Arc::new(
-            warden_token::grpc::RemoteTokens::new(channel("WARDEN_TOKEN_ENDPOINTS", &config.token_endpoints)?),
+            warden_token::grpc::RemoteTokens::new(channel("WARDEN_TOKEN_ENDPOINTS", &config.token_endpoints, tls)?),
         )),
         None => None,
     };
     let keys: Option<SharedKeys> = match &local.keys {
         Some(k) => Some(k.clone()),
-        None if matches!(role, ServiceRole::Auth | ServiceRole::Gateway) => {
-            Some(Arc::new(warden_key::grpc::RemoteKeys::new(channel("WARDEN_KEY_ENDPOINTS", &config.key_endpoints)?)))
-        }
+        None if matches!(role, ServiceRole::Auth | ServiceRole::Gateway) => Some(Arc::new(
+            warden_key::grpc::RemoteKeys::new(channel("WARDEN_KEY_ENDPOINTS", &config.key_endpoints, tls)?),
+        )),
         None => None,
     };
     let rbac: Option<SharedRbac> = match &local.rbac {
         Some(r) => Some(r.clone()),
         None if matches!(role, ServiceRole::Auth | ServiceRole::Gateway) => Some(Arc::new(
-            warden_rbac::grpc::RemoteRbac::new(channel("WARDEN_RBAC_ENDPOINTS", &config.rbac_endpoints)?),
+            warden_rbac::grpc::RemoteRbac::new(channel("WARDEN_RBAC_ENDPOINTS", &config.rbac_endpoints, tls)?),
         )),
         None => None,
     };
@@ -155,6 +160,7 @@ async fn build(
         None if role == ServiceRole::Gateway => Some(Arc::new(warden_auth::grpc::RemoteAuth::new(channel(
             "WARDEN_AUTH_ENDPOINTS",
             &config.auth_endpoints,
+            tls,
         )?))),
         None => None,
     };
@@ -199,7 +205,14 @@ fn bootstrap_admin(config: &Config, auth: Arc<AuthService>) -> Option<JoinHandle
 impl Warden {
     pub async fn start(config: Config, role: ServiceRole, clock: SharedClock) -> anyhow::Result<Warden> {
         config.validate()?;
-        let (local, gateway) = build(&config, role, &clock).await?;
+        let tls = Tls::load(&config)?;
+        if config.mode == Mode::Prod && role != ServiceRole::All && tls.is_none() {
+            anyhow::bail!(
+                "invalid configuration: WARDEN_TLS_CERT: in prod mode the services of a split deployment talk \
+                 mutual TLS only; set WARDEN_TLS_CERT, WARDEN_TLS_KEY and WARDEN_TLS_CA"
+            );
+        }
+        let (local, gateway) = build(&config, role, &clock, tls.as_ref()).await?;
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
 
@@ -212,6 +225,7 @@ impl Warden {
             }
         }
 
+        let mut health_addr = None;
         let grpc_addr = if role == ServiceRole::Gateway {
             None
         } else {
@@ -219,7 +233,17 @@ impl Warden {
                 .await
                 .with_context(|| format!("WARDEN_GRPC_ADDR: cannot listen on {}", config.grpc_addr))?;
             let addr = listener.local_addr()?;
-            tasks.push(serve_grpc(listener, &local, stopped.clone()).await?);
+            let health_listener = match config.health_socket_addr()? {
+                Some(health) => Some(
+                    TcpListener::bind(health)
+                        .await
+                        .with_context(|| format!("WARDEN_HEALTH_ADDR: cannot listen on {health}"))?,
+                ),
+                None => None,
+            };
+            health_addr = health_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+            let grpc = GrpcOptions { tls: tls.as_ref(), reflection: config.mode != Mode::Prod, health_listener };
+            tasks.extend(serve_grpc(listener, &local, stopped.clone(), grpc).await?);
             Some(addr)
         };
 
@@ -266,7 +290,7 @@ impl Warden {
             None => None,
         };
         tracing::info!(service = %role, http = ?http_addr, grpc = ?grpc_addr, metrics = ?metrics_addr, "warden is serving");
-        Ok(Warden { http_addr, grpc_addr, metrics_addr, local, stop, tasks })
+        Ok(Warden { http_addr, grpc_addr, health_addr, metrics_addr, local, stop, tasks })
     }
 
     /// Stops accepting, lets in-flight requests finish (bounded), and returns.
@@ -283,18 +307,36 @@ impl Warden {
     }
 }
 
+/// How the gRPC listener is served.
+struct GrpcOptions<'a> {
+    /// Mutual TLS: plaintext and callers without a CA-signed certificate are refused.
+    tls: Option<&'a Tls>,
+    /// gRPC reflection (off in prod).
+    reflection: bool,
+    /// A plaintext listener with grpc.health.v1 only, for probes that cannot speak mTLS
+    /// (the kubelet's native gRPC probes).
+    health_listener: Option<TcpListener>,
+}
+
 /// Serves this process's gRPC services with health (SERVING only while dependencies
-/// answer) and reflection.
+/// answer) and, outside prod, reflection.
 async fn serve_grpc(
     listener: TcpListener,
     local: &LocalServices,
     mut stopped: watch::Receiver<bool>,
-) -> anyhow::Result<JoinHandle<()>> {
+    options: GrpcOptions<'_>,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(warden_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let reflection = if options.reflection {
+        Some(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(warden_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .build_v1()?,
+        )
+    } else {
+        None
+    };
     let auth = local.auth.clone().map(|a| warden_auth::grpc::server(a).max_decoding_message_size(MAX_GRPC_MESSAGE));
     let tokens =
         local.tokens.clone().map(|t| warden_token::grpc::server(t).max_decoding_message_size(MAX_GRPC_MESSAGE));
@@ -319,16 +361,35 @@ async fn serve_grpc(
         }
     });
 
-    let router = tonic::transport::Server::builder()
+    let mut tasks = Vec::new();
+    if let Some(listener) = options.health_listener {
+        let health = health.clone();
+        let mut stopped = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            let server = tonic::transport::Server::builder().add_service(health);
+            if let Err(e) = server.serve_with_incoming_shutdown(incoming, shutdown).await {
+                tracing::error!(error = %e, "grpc health server failed");
+            }
+        }));
+    }
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = options.tls {
+        builder = builder.tls_config(tls.server()).context("WARDEN_TLS_CERT: unusable TLS material")?;
+    }
+    let router = builder
         .layer(grpc::ObserveLayer)
         .layer(crate::grpc_limits::layer())
         .add_service(health)
-        .add_service(reflection)
+        .add_optional_service(reflection)
         .add_optional_service(auth)
         .add_optional_service(tokens)
         .add_optional_service(keys)
         .add_optional_service(rbac);
-    Ok(tokio::spawn(async move {
+    tasks.push(tokio::spawn(async move {
         // Small request/response pairs: without TCP_NODELAY, Nagle + delayed ACK holds each
         // reply ~40 ms on a busy connection (split-mode refresh went 346 -> 2,025/s with it).
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -338,7 +399,8 @@ async fn serve_grpc(
         if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
             tracing::error!(error = %e, "grpc server failed");
         }
-    }))
+    }));
+    Ok(tasks)
 }
 
 async fn report_health(reporter: &tonic_health::server::HealthReporter, local: &LocalServices) {

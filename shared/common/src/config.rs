@@ -34,6 +34,9 @@ pub struct Config {
     pub grpc_addr: String,
     /// Where a process without a gateway serves Prometheus `GET /metrics`; unset: nowhere.
     pub metrics_addr: Option<String>,
+    /// A plaintext gRPC listener with only grpc.health.v1, for probes that cannot present a
+    /// client certificate when the gRPC port requires mTLS; unset: none.
+    pub health_addr: Option<String>,
     pub issuer: String,
     pub audience: String,
     pub access_token_ttl: i64,
@@ -62,6 +65,12 @@ pub struct Config {
     pub signing_key_rotation: i64,
     /// Server-side secret mixed into API-key hashes (HMAC-SHA-256); required in prod.
     pub api_key_pepper: Option<String>,
+    /// Mutual TLS between services: this process's certificate and key, and the CA that
+    /// signs every service's certificate (PEM files). All three or none; required in prod
+    /// by every process of a split deployment.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub tls_ca: Option<String>,
     /// Concurrent password hashes; 0 means one per CPU core.
     pub hash_concurrency: i64,
     pub log_format: LogFormat,
@@ -78,6 +87,7 @@ impl Default for Config {
             http_addr: "127.0.0.1:8080".into(),
             grpc_addr: "127.0.0.1:50051".into(),
             metrics_addr: None,
+            health_addr: None,
             issuer: "http://127.0.0.1:8080".into(),
             audience: "warden".into(),
             access_token_ttl: 900,
@@ -100,6 +110,9 @@ impl Default for Config {
             signing_key_secret: None,
             signing_key_rotation: 2_592_000,
             api_key_pepper: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
             hash_concurrency: 0,
             log_format: LogFormat::Text,
             auto_migrate: true,
@@ -173,6 +186,7 @@ impl Config {
         self.http_socket_addr()?;
         self.grpc_socket_addr()?;
         self.metrics_socket_addr()?;
+        self.health_socket_addr()?;
         if !(self.database_url.starts_with("sqlite:")
             || self.database_url.starts_with("postgres://")
             || self.database_url.starts_with("postgresql://"))
@@ -209,6 +223,12 @@ impl Config {
         if self.mode == Mode::Prod && self.signing_key_secret.as_deref().is_none_or(|p| p.len() < 32) {
             return Err(bad("WARDEN_SIGNING_KEY_SECRET", "prod mode needs a secret of at least 32 characters"));
         }
+        let tls = [&self.tls_cert, &self.tls_key, &self.tls_ca].map(Option::is_some);
+        if tls.contains(&true) && tls.contains(&false) {
+            let missing =
+                ["WARDEN_TLS_CERT", "WARDEN_TLS_KEY", "WARDEN_TLS_CA"][tls.iter().position(|set| !set).unwrap_or(0)];
+            return Err(bad(missing, "set WARDEN_TLS_CERT, WARDEN_TLS_KEY and WARDEN_TLS_CA together, or none"));
+        }
         if self.signing_key_rotation < 0 {
             return Err(bad("WARDEN_SIGNING_KEY_ROTATION", "must not be negative"));
         }
@@ -232,6 +252,11 @@ impl Config {
     pub fn metrics_socket_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
         let Some(addr) = &self.metrics_addr else { return Ok(None) };
         addr.parse().map(Some).map_err(|_| bad("WARDEN_METRICS_ADDR", format!("{addr} is not host:port")))
+    }
+
+    pub fn health_socket_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let Some(addr) = &self.health_addr else { return Ok(None) };
+        addr.parse().map(Some).map_err(|_| bad("WARDEN_HEALTH_ADDR", format!("{addr} is not host:port")))
     }
 
     pub fn hash_workers(&self) -> usize {
@@ -266,5 +291,11 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("WARDEN_GRPC_ADDR"));
         let c = Config { mode: Mode::Prod, ..Config::default() };
         assert!(c.validate().unwrap_err().to_string().contains("WARDEN_API_KEY_PEPPER"));
+        let c = Config { tls_cert: Some("c".into()), tls_key: Some("k".into()), ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().starts_with("invalid configuration: WARDEN_TLS_CA:"));
+        let c = Config { metrics_addr: Some("nope".into()), ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("WARDEN_METRICS_ADDR"));
+        let c = Config { health_addr: Some("nope".into()), ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("WARDEN_HEALTH_ADDR"));
     }
 }

@@ -2,6 +2,7 @@
 //! client-side, wrapped so that each internal call carries the caller's deadline and trace
 //! context ([`PeerChannel`]); and the server layer that adopts both and records per-RPC
 //! metrics ([`ObserveLayer`]).
+use crate::tls::Tls;
 use crate::{deadline, metrics, telemetry};
 use axum::http::{self, HeaderMap, HeaderValue};
 use std::future::Future;
@@ -20,19 +21,30 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// Builds a lazily connecting channel over every endpoint of a peer service; tonic
-/// balances requests across them and routes around the ones that are down.
-pub fn channel(setting: &str, endpoints: &[String]) -> anyhow::Result<Channel> {
+/// balances requests across them and routes around the ones that are down. With `tls`,
+/// every endpoint is reached over mutual TLS (an `http://` endpoint is upgraded to
+/// `https://`: never plaintext).
+pub fn channel(setting: &str, endpoints: &[String], tls: Option<&Tls>) -> anyhow::Result<Channel> {
     if endpoints.is_empty() {
         anyhow::bail!("invalid configuration: {setting}: split mode needs at least one endpoint");
     }
     let endpoints = endpoints
         .iter()
         .map(|e| {
-            Ok(Endpoint::from_shared(e.clone())
-                .map_err(|_| anyhow::anyhow!("invalid configuration: {setting}: bad endpoint {e}"))?
+            let bad = || anyhow::anyhow!("invalid configuration: {setting}: bad endpoint {e}");
+            let url = match (tls, e.strip_prefix("http://")) {
+                (Some(_), Some(rest)) => format!("https://{rest}"),
+                _ => e.clone(),
+            };
+            let endpoint = Endpoint::from_shared(url)
+                .map_err(|_| bad())?
                 .connect_timeout(Duration::from_secs(2))
                 .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(30)))
+                .http2_keep_alive_interval(Duration::from_secs(30));
+            match tls {
+                Some(tls) => endpoint.tls_config(tls.client()).map_err(|err| bad().context(err)),
+                None => Ok(endpoint),
+            }
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(if endpoints.len() == 1 {

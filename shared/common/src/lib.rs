@@ -14,6 +14,7 @@ pub mod secret;
 pub mod telemetry;
 pub mod testing;
 pub mod timestamp;
+pub mod tls;
 
 pub use config::Config;
 pub use error::{Error, ErrorCode, Result};

@@ -16,3 +16,4 @@ mod refresh;
 mod replicas;
 mod split;
 mod throttle;
+mod tls;
