@@ -14,10 +14,12 @@ use tower::Service;
 use warden_common::deadline;
 use warden_common::grpc::{CALL_TIMEOUT, ObserveLayer, PeerChannel, channel};
 
-/// What the server saw of one call: the `grpc-timeout` header, and the deadline in force
-/// while the call ran.
+/// What the server saw of one call: the `grpc-timeout` header, and the time left before the
+/// deadline in force while the call ran.
+type Observation = (Option<Duration>, Option<Duration>);
+
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(Option<Duration>, Option<Duration>)>>>);
+struct Seen(Arc<Mutex<Vec<Observation>>>);
 
 #[derive(Clone)]
 struct Record<S> {
