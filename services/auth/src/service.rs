@@ -15,7 +15,7 @@ use warden_common::secret::{Secret, sha256_hex};
 use warden_common::{Config, Error, ErrorCode, Result};
 use warden_key::{CreatedApiKey, NewApiKey, SharedKeys};
 use warden_rbac::SharedRbac;
-use warden_token::{SharedTokens, TokenKind, TokenSeed, VerifiedToken};
+use warden_token::{SharedTokens, TokenKind, TokenSeed};
 
 #[derive(Clone, Debug)]
 pub struct AuthSettings {
@@ -164,7 +164,8 @@ impl AuthService {
     /// replay window yields the very same tokens (Ed25519 signatures are deterministic).
     async fn successor(
         &self,
-        token: &VerifiedToken,
+        subject: Uuid,
+        session_id: Uuid,
         presented: &str,
         rotated_at: i64,
         refresh_expires_at: i64,
@@ -175,9 +176,8 @@ impl AuthService {
         };
         let tokens = &self.peers.tokens;
         let ttl = refresh_expires_at - rotated_at;
-        let refresh =
-            tokens.generate_refresh_token(token.subject, token.session_id, Some(ttl), Some(seed("r"))).await?;
-        let access = tokens.generate_access_token(token.subject, token.session_id, Some(seed("a"))).await?;
+        let refresh = tokens.generate_refresh_token(subject, session_id, Some(ttl), Some(seed("r"))).await?;
+        let access = tokens.generate_access_token(subject, session_id, Some(seed("a"))).await?;
         Ok(TokenPair {
             access_token: access.token,
             refresh_token: refresh.token,
@@ -186,12 +186,53 @@ impl AuthService {
         })
     }
 
+    /// The common case without a signature check: a token whose SHA-256 is the live session's
+    /// current refresh hash is one this service issued for that session, byte for byte (only
+    /// the hash of an issued token is ever stored), so its signature, type and expiry were
+    /// checked when it was made and the session record bounds its life. The unverified payload
+    /// only names the session to look up. Anything else (stale, reused, forged, expired) takes
+    /// the full path, which verifies the signature before it may revoke a session.
+    async fn refresh_current(&self, refresh_token: &Secret, presented: &str) -> Result<Option<TokenPair>> {
+        let Some(session_id) = unverified_session_id(refresh_token.expose()) else { return Ok(None) };
+        let now = self.clock.unix();
+        let Some(session) = self.store.get_session(session_id, now).await? else { return Ok(None) };
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(session.refresh_hash.as_bytes(), presented.as_bytes())) {
+            return Ok(None);
+        }
+        self.rotate_session(session.user_id, session_id, presented, &session, now).await.map(Some)
+    }
+
+    /// Issues the successor of the presented refresh token and makes it the session's current one.
+    async fn rotate_session(
+        &self,
+        subject: Uuid,
+        session_id: Uuid,
+        presented: &str,
+        session: &SessionRecord,
+        now: i64,
+    ) -> Result<TokenPair> {
+        let refresh_expires_at = (now + self.settings.refresh_ttl).min(session.expires_at);
+        let next = self.successor(subject, session_id, presented, now, refresh_expires_at).await?;
+        let rotation =
+            self.store.rotate(session_id, presented, &sha256_hex(&next.refresh_token), refresh_expires_at, now).await?;
+        match rotation {
+            Rotation::Rotated(_) => {
+                tracing::info!(target: "audit", event = "token_refreshed", user_id = %subject, session_id = %session_id);
+                Ok(next)
+            }
+            Rotation::NotCurrent(current) => self.replay_or_revoke(subject, session_id, presented, current, now).await,
+            Rotation::Expired => Err(session_expired()),
+            Rotation::Missing => Err(session_ended()),
+        }
+    }
+
     /// A live session's refresh token that is not current: the one just rotated (inside the
     /// replay window) gets the same successor again; anything older is reuse of a stolen or
     /// leaked token, and the whole session ends.
     async fn replay_or_revoke(
         &self,
-        token: &VerifiedToken,
+        subject: Uuid,
+        session_id: Uuid,
         presented: &str,
         current: SessionRecord,
         now: i64,
@@ -200,18 +241,19 @@ impl AuthService {
             && self.settings.refresh_replay_window > 0
             && now - current.rotated_at <= self.settings.refresh_replay_window;
         if just_rotated {
-            let again = self.successor(token, presented, current.rotated_at, current.refresh_expires_at).await?;
+            let again =
+                self.successor(subject, session_id, presented, current.rotated_at, current.refresh_expires_at).await?;
             // Only hand it out if it really is the session's current token (it is not if
             // the signing key rotated in between); otherwise the client must log in again.
             if sha256_hex(&again.refresh_token) == current.refresh_hash {
-                tracing::info!(target: "audit", event = "refresh_replayed", user_id = %token.subject, session_id = %token.session_id);
+                tracing::info!(target: "audit", event = "refresh_replayed", user_id = %subject, session_id = %session_id);
                 return Ok(again);
             }
             return Err(Error::new(ErrorCode::RefreshFailed, "the refresh token was just rotated; use its successor"));
         }
-        self.store.delete_session(token.session_id).await?;
+        self.store.delete_session(session_id).await?;
         metrics::counter!("warden_refresh_reuse_detected_total").increment(1);
-        tracing::warn!(target: "audit", event = "refresh_token_reuse", user_id = %token.subject, session_id = %token.session_id);
+        tracing::warn!(target: "audit", event = "refresh_token_reuse", user_id = %subject, session_id = %session_id);
         Err(Error::new(ErrorCode::TokenRevoked, "the refresh token was already used; the session is revoked"))
     }
 
@@ -321,6 +363,10 @@ impl AuthApi for AuthService {
     }
 
     async fn refresh(&self, refresh_token: &Secret) -> Result<TokenPair> {
+        let presented = sha256_hex(refresh_token.expose());
+        if let Some(pair) = self.refresh_current(refresh_token, &presented).await? {
+            return Ok(pair);
+        }
         let token = match self.peers.tokens.verify_token(refresh_token.expose(), TokenKind::Refresh).await {
             Ok(t) => t,
             Err(e) if e.code == ErrorCode::TokenExpired => return Err(session_expired()),
@@ -335,22 +381,7 @@ impl AuthApi for AuthService {
             // (inside the verification leeway); before it, the session was ended.
             return Err(if now >= token.expires_at.unix_timestamp() { session_expired() } else { session_ended() });
         };
-        let presented = sha256_hex(refresh_token.expose());
-        let refresh_expires_at = (now + self.settings.refresh_ttl).min(session.expires_at);
-        let next = self.successor(&token, &presented, now, refresh_expires_at).await?;
-        let rotation = self
-            .store
-            .rotate(token.session_id, &presented, &sha256_hex(&next.refresh_token), refresh_expires_at, now)
-            .await?;
-        match rotation {
-            Rotation::Rotated(_) => {
-                tracing::info!(target: "audit", event = "token_refreshed", user_id = %token.subject, session_id = %token.session_id);
-                Ok(next)
-            }
-            Rotation::NotCurrent(current) => self.replay_or_revoke(&token, &presented, current, now).await,
-            Rotation::Expired => Err(session_expired()),
-            Rotation::Missing => Err(session_ended()),
-        }
+        self.rotate_session(token.subject, token.session_id, &presented, &session, now).await
     }
 
     async fn logout(&self, target: LogoutTarget) -> Result<()> {
@@ -544,4 +575,17 @@ impl AuthApi for AuthService {
     async fn ready(&self) -> bool {
         warden_common::db::ping(&self.db).await && self.store.ping().await
     }
+}
+
+/// The `sid` claim of a JWT, read WITHOUT checking anything: only a lookup key, never trusted.
+fn unverified_session_id(token: &str) -> Option<Uuid> {
+    use base64::Engine as _;
+    #[derive(serde::Deserialize)]
+    struct Sid {
+        sid: Uuid,
+    }
+    let mut parts = token.split('.');
+    let (_, payload, _, None) = (parts.next()?, parts.next()?, parts.next()?, parts.next()) else { return None };
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice::<Sid>(&json).ok().map(|c| c.sid)
 }

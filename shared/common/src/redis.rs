@@ -11,6 +11,8 @@ pub async fn connect(url: &str) -> anyhow::Result<Client> {
         .with_connection_config(|c| {
             c.connection_timeout = Duration::from_secs(2);
             c.internal_command_timeout = COMMAND_TIMEOUT;
+            // Every request waits on small Redis replies: no Nagle delay on them.
+            c.tcp.nodelay = Some(true);
         })
         .with_performance_config(|p| {
             p.default_command_timeout = COMMAND_TIMEOUT;

@@ -7,7 +7,8 @@ on_every_backend!(
     refresh_rotates_and_reuse_revokes_the_family,
     parallel_refreshes_yield_one_family,
     idle_and_absolute_expiry,
-    logout_all_and_session_list
+    logout_all_and_session_list,
+    forged_tokens_naming_a_session_cannot_end_it
 );
 
 async fn refresh(w: &TestWarden, token: &str) -> reqwest::Response {
@@ -156,5 +157,30 @@ async fn logout_all_and_session_list(w: TestWarden) {
         assert_eq!(w.get_with("/api/v1/auth/me", t).await.status(), 401);
     }
     assert_eq!(code(refresh(&w, c["refresh_token"].as_str().unwrap()).await).await, (401, "token_revoked".into()));
+    w.shutdown().await;
+}
+
+/// Refresh skips the signature check only for a token whose hash is the session's current
+/// one; a forged token that merely names the session (its `sid`) must take the verified path
+/// and be refused there, without counting as reuse that would end the victim's session.
+async fn forged_tokens_naming_a_session_cannot_end_it(w: TestWarden) {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let pair = w.login_ok(&w.admin, ADMIN_PASSWORD).await;
+    let real = pair["refresh_token"].as_str().unwrap();
+    let parts: Vec<&str> = real.split('.').collect();
+    let mut sig = b64.decode(parts[2]).unwrap();
+    sig[0] ^= 1;
+    let flipped = format!("{}.{}.{}", parts[0], parts[1], b64.encode(&sig));
+    let none_header = b64.encode(br#"{"alg":"none","typ":"refresh+jwt"}"#);
+    let unsigned = format!("{none_header}.{}.", parts[1]);
+    for forged in [flipped, unsigned] {
+        assert_eq!(code(refresh(&w, &forged).await).await, (401, "refresh_failed".into()), "{forged}");
+    }
+    // The victim's session is untouched: its real token still rotates, and its access token works.
+    let r = refresh(&w, real).await;
+    assert_eq!(r.status(), 200);
+    let next: Value = r.json().await.unwrap();
+    assert_eq!(w.get_with("/api/v1/auth/me", next["access_token"].as_str().unwrap()).await.status(), 200);
     w.shutdown().await;
 }

@@ -102,7 +102,8 @@ impl SessionStore for SqlStore {
         now: i64,
     ) -> Result<Rotation> {
         self.sessions.remove(&id);
-        // Compare-and-swap in one statement: of many concurrent refreshes, one wins.
+        // Compare-and-swap in one statement: of many concurrent refreshes, one wins. RETURNING
+        // hands back the winner's row, so the common case is one round trip and one write.
         let swapped = session::Entity::update_many()
             .col_expr(session::Column::RefreshHash, Expr::value(new_hash))
             .col_expr(session::Column::RefreshExpiresAt, Expr::value(refresh_expires_at))
@@ -113,13 +114,16 @@ impl SessionStore for SqlStore {
             .filter(session::Column::RefreshHash.eq(presented_hash))
             .filter(session::Column::ExpiresAt.gt(now))
             .filter(session::Column::RefreshExpiresAt.gt(now))
-            .exec(&self.db)
+            .exec_with_returning(&self.db)
             .await?;
         self.sessions.remove(&id);
+        if let Some(row) = swapped.into_iter().next() {
+            return Ok(Rotation::Rotated(record(row)));
+        }
+        // Lost the race, or the token is stale or expired: read what the session is now.
         let row = session::Entity::find_by_id(id).one(&self.db).await?.map(record);
         Ok(match row {
             None => Rotation::Missing,
-            Some(s) if swapped.rows_affected == 1 => Rotation::Rotated(s),
             Some(s) if !s.is_live(now) => {
                 session::Entity::delete_by_id(id).exec(&self.db).await?;
                 self.sessions.insert(id, None);
