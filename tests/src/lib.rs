@@ -164,6 +164,11 @@ impl TestWarden {
         self.login_ok(&self.admin, ADMIN_PASSWORD).await["access_token"].as_str().expect("token").to_owned()
     }
 
+    /// POST JSON to a path with a bearer token.
+    pub async fn post_with(&self, path: &str, token: &str, body: serde_json::Value) -> reqwest::Response {
+        self.http.post(self.url(path)).bearer_auth(token).json(&body).send().await.expect("request")
+    }
+
     pub async fn get_with(&self, path: &str, token: &str) -> reqwest::Response {
         self.http.get(self.url(path)).bearer_auth(token).send().await.expect("request")
     }

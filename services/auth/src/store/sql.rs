@@ -4,9 +4,7 @@ use super::{FailureState, LockoutPolicy, Rotation, SessionRecord, SessionStore};
 use crate::cache::{HOT_PATH_TTL, TtlCache};
 use crate::entity::{login_failure, mfa_challenge, session};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use std::time::Duration;
 use uuid::Uuid;
 use warden_common::Result;
@@ -141,15 +139,20 @@ impl SessionStore for SqlStore {
     }
 
     async fn delete_user_sessions(&self, user_id: Uuid, keep: Option<Uuid>) -> Result<Vec<Uuid>> {
-        let txn = self.db.begin().await?;
         let mut filter = Condition::all().add(session::Column::UserId.eq(user_id));
         if let Some(keep) = keep {
             filter = filter.add(session::Column::Id.ne(keep));
         }
-        let ids: Vec<Uuid> =
-            session::Entity::find().filter(filter.clone()).all(&txn).await?.into_iter().map(|s| s.id).collect();
-        session::Entity::delete_many().filter(filter).exec(&txn).await?;
-        txn.commit().await?;
+        // One `DELETE … RETURNING`: exactly the rows deleted, atomically. (A read-then-delete
+        // transaction fails on SQLite in WAL mode with SQLITE_BUSY_SNAPSHOT, not retried by the
+        // busy timeout, whenever another connection writes in between: a 503 under load.)
+        let ids: Vec<Uuid> = session::Entity::delete_many()
+            .filter(filter)
+            .exec_with_returning(&self.db)
+            .await?
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
         for id in &ids {
             self.sessions.insert(*id, None);
         }
