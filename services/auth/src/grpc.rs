@@ -1,6 +1,5 @@
 //! The gRPC edge of the auth service: the server adapter and the remote client.
 use crate::api::*;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 use warden_common::grpc::PeerChannel;
@@ -279,8 +278,8 @@ pub struct RemoteAuth {
 }
 
 impl RemoteAuth {
-    pub fn new(channel: Channel) -> Self {
-        RemoteAuth { client: AuthServiceClient::new(PeerChannel::new(channel)) }
+    pub fn new(channel: impl Into<PeerChannel>) -> Self {
+        RemoteAuth { client: AuthServiceClient::new(channel.into()) }
     }
 }
 

@@ -1,7 +1,6 @@
 //! The gRPC edge: [`KeyGrpc`] serves any [`KeyApi`] as `warden.key.v1.KeyService`, and
 //! [`RemoteKeys`] is the same [`KeyApi`] reached over a channel. Prost types stay here.
 use crate::api::{ApiKey, CreatedApiKey, KeyApi, NewApiKey, SharedKeys, ValidatedApiKey};
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 use warden_common::grpc::PeerChannel;
@@ -129,8 +128,8 @@ pub struct RemoteKeys {
 }
 
 impl RemoteKeys {
-    pub fn new(channel: Channel) -> Self {
-        RemoteKeys { client: KeyServiceClient::new(PeerChannel::new(channel)) }
+    pub fn new(channel: impl Into<PeerChannel>) -> Self {
+        RemoteKeys { client: KeyServiceClient::new(channel.into()) }
     }
 }
 

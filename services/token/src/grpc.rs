@@ -1,7 +1,6 @@
 //! The gRPC edge of the token service: the server adapter and the remote client. Prost
 //! types stop here; both sides convert to the domain types of [`crate::api`].
 use crate::api::{IssuedToken, Jwk, SharedTokens, TokenApi, TokenKind, TokenSeed, VerifiedToken};
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 use warden_common::grpc::PeerChannel;
@@ -127,8 +126,8 @@ pub struct RemoteTokens {
 }
 
 impl RemoteTokens {
-    pub fn new(channel: Channel) -> Self {
-        RemoteTokens { client: TokenServiceClient::new(PeerChannel::new(channel)) }
+    pub fn new(channel: impl Into<PeerChannel>) -> Self {
+        RemoteTokens { client: TokenServiceClient::new(channel.into()) }
     }
 }
 

@@ -75,7 +75,7 @@ async fn open_redis(config: &Config) -> anyhow::Result<Option<fred::clients::Cli
     }
 }
 
-fn channel(setting: &str, value: &Option<String>, tls: Option<&Tls>) -> anyhow::Result<tonic::transport::Channel> {
+fn channel(setting: &str, value: &Option<String>, tls: Option<&Tls>) -> anyhow::Result<grpc::PeerChannel> {
     grpc::channel(setting, &split_list(value.as_deref()), tls)
 }
 

@@ -5,13 +5,17 @@
 use crate::tls::Tls;
 use crate::{deadline, metrics, telemetry};
 use axum::http::{self, HeaderMap, HeaderValue};
+use http_body_util::{BodyExt, Full};
 use std::future::Future;
+use std::io::ErrorKind;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tonic::body::Body;
 use tonic::transport::{Channel, Endpoint};
-use tower::{Layer, Service};
+use tower::{Layer, Service, ServiceExt};
 use tracing::Instrument;
 
 /// Longest an internal call may take; a shorter request deadline wins.
@@ -20,15 +24,14 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// Builds a lazily connecting channel over every endpoint of a peer service; tonic
-/// balances requests across them and routes around the ones that are down. With `tls`,
-/// every endpoint is reached over mutual TLS (an `http://` endpoint is upgraded to
-/// `https://`: never plaintext).
-pub fn channel(setting: &str, endpoints: &[String], tls: Option<&Tls>) -> anyhow::Result<Channel> {
+/// Builds the transport to a peer service: a lazily connecting channel per endpoint, used
+/// in turn (see [`PeerChannel`]). With `tls`, every endpoint is reached over mutual TLS (an
+/// `http://` endpoint is upgraded to `https://`: never plaintext).
+pub fn channel(setting: &str, endpoints: &[String], tls: Option<&Tls>) -> anyhow::Result<PeerChannel> {
     if endpoints.is_empty() {
         anyhow::bail!("invalid configuration: {setting}: split mode needs at least one endpoint");
     }
-    let endpoints = endpoints
+    let channels = endpoints
         .iter()
         .map(|e| {
             let bad = || anyhow::anyhow!("invalid configuration: {setting}: bad endpoint {e}");
@@ -41,31 +44,138 @@ pub fn channel(setting: &str, endpoints: &[String], tls: Option<&Tls>) -> anyhow
                 .connect_timeout(Duration::from_secs(2))
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(30));
-            match tls {
-                Some(tls) => endpoint.tls_config(tls.client()).map_err(|err| bad().context(err)),
-                None => Ok(endpoint),
-            }
+            let endpoint = match tls {
+                Some(tls) => endpoint.tls_config(tls.client()).map_err(|err| bad().context(err))?,
+                None => endpoint,
+            };
+            Ok(endpoint.connect_lazy())
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(if endpoints.len() == 1 {
-        endpoints.into_iter().next().expect("one endpoint").connect_lazy()
-    } else {
-        Channel::balance_list(endpoints.into_iter())
-    })
+    Ok(PeerChannel::balanced(channels))
 }
 
-/// The transport of every internal client: a [`Channel`] whose calls carry `grpc-timeout`
-/// (what is left of the current request's deadline, at most [`CALL_TIMEOUT`]) and the W3C
-/// `traceparent` of the current span, and give up on their own at that deadline.
+/// How long an endpoint that refused a connection is tried only after the others.
+const DOWN_FOR: Duration = Duration::from_secs(1);
+
+/// The transport of every internal client, over one or more endpoints of a peer service.
+///
+/// - Each call carries `grpc-timeout` (what is left of the current request's deadline, at
+///   most [`CALL_TIMEOUT`]) and the W3C `traceparent` of the current span, and gives up on
+///   its own at that deadline.
+/// - Calls go to the endpoints in turn. A call that never reached its endpoint (connection
+///   refused or timed out, stream refused by a draining server) is sent to the next one,
+///   whatever the RPC, since nothing was done; that endpoint is then tried last for a
+///   second. Retrying is safe only for such calls, so no other retry exists. Calls that reached a server are never retried. (tonic's own balancer keeps
+///   choosing an endpoint whose connection fails, so half the calls fail while one of two
+///   replicas is down.)
 #[derive(Clone, Debug)]
 pub struct PeerChannel {
-    inner: Channel,
+    peers: Arc<Peers>,
+}
+
+#[derive(Debug)]
+struct Peers {
+    endpoints: Vec<Peer>,
+    next: AtomicUsize,
+    epoch: Instant,
+}
+
+#[derive(Debug)]
+struct Peer {
+    channel: Channel,
+    /// Milliseconds since `epoch` until which this endpoint is tried last.
+    down_until: AtomicU64,
 }
 
 impl PeerChannel {
+    /// One channel (tests, or one address that balances by itself).
     pub fn new(channel: Channel) -> Self {
-        PeerChannel { inner: channel }
+        Self::balanced(vec![channel])
     }
+
+    fn balanced(channels: Vec<Channel>) -> Self {
+        let endpoints = channels.into_iter().map(|channel| Peer { channel, down_until: AtomicU64::new(0) }).collect();
+        PeerChannel { peers: Arc::new(Peers { endpoints, next: AtomicUsize::new(0), epoch: Instant::now() }) }
+    }
+}
+
+impl From<Channel> for PeerChannel {
+    fn from(channel: Channel) -> Self {
+        PeerChannel::new(channel)
+    }
+}
+
+impl Peers {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The endpoints to try, in order: the next in turn first, those that refused
+    /// connections lately last.
+    fn order(&self) -> Vec<usize> {
+        let n = self.endpoints.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = self.now_ms();
+        let (mut up, down): (Vec<usize>, Vec<usize>) =
+            (0..n).map(|k| (start + k) % n).partition(|&i| self.endpoints[i].down_until.load(Ordering::Relaxed) <= now);
+        up.extend(down);
+        up
+    }
+
+    async fn send(&self, request: http::Request<Body>) -> Result<http::Response<Body>, BoxError> {
+        if self.endpoints.len() == 1 {
+            return self.endpoints[0].channel.clone().oneshot(request).await.map_err(Into::into);
+        }
+        // Unary requests are small: keep the encoded body to send it again if need be.
+        let (parts, body) = request.into_parts();
+        let bytes = body.collect().await?.to_bytes();
+        let mut last = None;
+        for i in self.order() {
+            let mut attempt = http::Request::new(Body::new(Full::new(bytes.clone())));
+            *attempt.method_mut() = parts.method.clone();
+            *attempt.uri_mut() = parts.uri.clone();
+            *attempt.version_mut() = parts.version;
+            *attempt.headers_mut() = parts.headers.clone();
+            let peer = &self.endpoints[i];
+            match peer.channel.clone().oneshot(attempt).await {
+                Err(e) if never_sent(&e) => {
+                    peer.down_until.store(self.now_ms() + DOWN_FOR.as_millis() as u64, Ordering::Relaxed);
+                    last = Some(e);
+                }
+                answer => return answer.map_err(Into::into),
+            }
+        }
+        Err(last.map_or_else(|| "no endpoint".into(), Into::into))
+    }
+}
+
+/// Whether a transport error happened before the request reached a server: the connection
+/// could not be made, it closed before the request left its queue, or a draining server
+/// refused the stream.
+fn never_sent(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(io.kind(), ErrorKind::ConnectionRefused | ErrorKind::NotConnected | ErrorKind::AddrNotAvailable)
+        {
+            return true;
+        }
+        // The connect timeout (no request timeout is set on the endpoints).
+        if e.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        // The connection closed while the request still waited in its queue.
+        if e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_canceled) {
+            return true;
+        }
+        if let Some(h2) = e.downcast_ref::<h2::Error>()
+            && (h2.reason() == Some(h2::Reason::REFUSED_STREAM) || (h2.is_go_away() && h2.is_remote()))
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 impl Service<http::Request<Body>> for PeerChannel {
@@ -73,8 +183,9 @@ impl Service<http::Request<Body>> for PeerChannel {
     type Error = BoxError;
     type Future = BoxFuture<Result<Self::Response, BoxError>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // Each call waits for its endpoint's readiness itself.
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
@@ -86,10 +197,10 @@ impl Service<http::Request<Body>> for PeerChannel {
             request.headers_mut().insert("grpc-timeout", value);
         }
         telemetry::inject_current(request.headers_mut());
-        let call = self.inner.call(request);
+        let peers = self.peers.clone();
         Box::pin(async move {
-            match tokio::time::timeout(budget, call).await {
-                Ok(answer) => answer.map_err(Into::into),
+            match tokio::time::timeout(budget, peers.send(request)).await {
+                Ok(answer) => answer,
                 Err(_) => Err(expired()),
             }
         })

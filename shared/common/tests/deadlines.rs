@@ -70,7 +70,7 @@ async fn check(client: &mut HealthClient<PeerChannel>) -> Result<(), tonic::Stat
 async fn internal_calls_carry_and_adopt_the_request_deadline() {
     let seen = Seen::default();
     let url = server(seen.clone()).await;
-    let mut client = HealthClient::new(PeerChannel::new(channel("TEST", &[url], None).unwrap()));
+    let mut client = HealthClient::new(channel("TEST", &[url], None).unwrap());
 
     // No request deadline: the call's own limit.
     check(&mut client).await.unwrap();

@@ -1,5 +1,6 @@
 //! End-to-end tests through REST and gRPC, on SQLite and on PostgreSQL + Redis.
 mod api_keys;
+mod failover;
 mod faults;
 mod flood;
 mod grpc;

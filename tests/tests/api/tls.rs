@@ -80,7 +80,7 @@ fn clock() -> SharedClock {
     Arc::new(OffsetClock::default())
 }
 
-async fn jwks_over(channel: tonic::transport::Channel) -> warden_common::Result<usize> {
+async fn jwks_over(channel: grpc::PeerChannel) -> warden_common::Result<usize> {
     RemoteTokens::new(channel).jwks().await.map(|keys| keys.len())
 }
 

@@ -1,7 +1,6 @@
 //! [`RemoteRbac`]: the RBAC API of a remote rbac service (split mode).
 use super::convert::bad_peer;
 use crate::api::{Decision, NewRole, RbacApi, Role, UserRoles};
-use tonic::transport::Channel;
 use uuid::Uuid;
 use warden_common::Result;
 use warden_common::grpc::PeerChannel;
@@ -15,8 +14,8 @@ pub struct RemoteRbac {
 }
 
 impl RemoteRbac {
-    pub fn new(channel: Channel) -> Self {
-        RemoteRbac { client: RbacServiceClient::new(PeerChannel::new(channel)) }
+    pub fn new(channel: impl Into<PeerChannel>) -> Self {
+        RemoteRbac { client: RbacServiceClient::new(channel.into()) }
     }
 
     /// The generated client needs `&mut self`; clones share the channel.
