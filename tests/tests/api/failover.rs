@@ -70,17 +70,10 @@ async fn draining_one_replica_of_every_service_fails_no_request() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let access = admin["access_token"].as_str().unwrap().to_owned();
-    let created: Value = http
-        .post(format!("{}/api/v1/auth/api-key", gateways[1]))
-        .bearer_auth(&access)
-        .json(&json!({ "name": "failover", "scopes": ["users:read"] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let api_key = created["key"].as_str().expect("an API key").to_owned();
+    let new_key = json!({ "name": "failover", "scopes": ["users:read"] });
+    let url = format!("{}/api/v1/auth/api-key", gateways[1]);
+    let created = http.post(url).bearer_auth(&access).json(&new_key).send().await.unwrap();
+    let api_key = created.json::<Value>().await.unwrap()["key"].as_str().expect("an API key").to_owned();
 
     let tally = Arc::new(Tally::default());
     let both_gateways = Arc::new(AtomicBool::new(true));
