@@ -107,3 +107,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
             .map_err(|_| ApiError::from(Error::validation("the query string is malformed")))
     }
 }
+
+/// For integer fields of request bodies (`#[serde(default, deserialize_with = "…")]` on an
+/// `Option`): JSON Schema, and so the OpenAPI document, counts `60.0` as the integer 60 where
+/// serde refuses it, so a number without a fractional part is accepted as that integer.
+pub(crate) fn integer<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::Deserialize as _;
+    use serde::de::Error as _;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
+    // Beyond 2^53 a float no longer holds every integer exactly; no field needs that range.
+    let whole =
+        number.as_i64().or_else(|| number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= 9.0e15).map(|f| f as i64));
+    let value = whole.ok_or_else(|| D::Error::custom(format!("invalid number {number}, expected an integer")))?;
+    T::try_from(value).map(Some).map_err(|_| D::Error::custom(format!("{value} is out of range")))
+}

@@ -10,13 +10,15 @@ pub(crate) const MAX_EXPIRES_IN: i64 = 100 * 366 * 86_400;
 
 /// The trimmed name, 1 to 100 characters, without control characters.
 pub(crate) fn name(name: &str) -> Result<String, KeyError> {
+    // Control characters are refused anywhere, leading and trailing ones too (before
+    // trimming), so the rule is one the OpenAPI document can state as a pattern.
+    if name.chars().any(char::is_control) {
+        return Err(KeyError::Validation("name must not contain control characters".into()));
+    }
     let name = name.trim();
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_NAME_CHARS {
         return Err(KeyError::Validation(format!("name must be 1 to {MAX_NAME_CHARS} characters")));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(KeyError::Validation("name must not contain control characters".into()));
     }
     Ok(name.to_owned())
 }
@@ -107,6 +109,7 @@ mod tests {
         assert!(name(&"é".repeat(MAX_NAME_CHARS)).is_ok());
         assert!(name(&"é".repeat(MAX_NAME_CHARS + 1)).is_err());
         assert!(name("a\nb").is_err());
+        assert!(name("\tci").is_err(), "a control character is refused even where trimming would drop it");
     }
 
     #[test]

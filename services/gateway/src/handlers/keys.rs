@@ -21,7 +21,9 @@ pub(crate) struct CreateKeyBody {
     name: String,
     #[serde(default)]
     scopes: Vec<String>,
+    #[serde(default, deserialize_with = "crate::extract::integer")]
     expires_in: Option<i64>,
+    #[serde(default, deserialize_with = "crate::extract::integer")]
     rate_limit_per_minute: Option<u32>,
 }
 
