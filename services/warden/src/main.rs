@@ -3,6 +3,8 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    malloc_tunables::apply();
     let cli = warden::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -18,5 +20,34 @@ fn main() -> ExitCode {
             eprintln!("warden: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc's malloc adapts its mmap threshold: once a freed 19 MiB argon2 block has been
+/// `munmap`ed, the threshold rises to that size, later blocks come from the heap, and freed
+/// heap memory (per-thread arenas included) stays resident: 20 MiB more at idle and RSS that
+/// grows with request count (BENCHMARKS.md, "Memory"). A fixed threshold keeps large blocks in
+/// `mmap` and arenas trimming, and it can only be set before malloc starts: through
+/// `GLIBC_TUNABLES`, so the process re-executes itself once with it. An operator's own
+/// `GLIBC_TUNABLES` is left alone.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod malloc_tunables {
+    use std::os::unix::process::CommandExt;
+
+    const TUNABLES: &str = "glibc.malloc.mmap_threshold=131072";
+
+    pub(crate) fn apply() {
+        if std::env::var_os("GLIBC_TUNABLES").is_some() {
+            return;
+        }
+        let Ok(exe) = std::env::current_exe() else { return };
+        let mut args = std::env::args_os();
+        let mut command = std::process::Command::new(exe);
+        if let Some(arg0) = args.next() {
+            command.arg0(arg0);
+        }
+        // `exec` returns only if it failed; then run as we are.
+        let error = command.args(args).env("GLIBC_TUNABLES", TUNABLES).exec();
+        eprintln!("warden: running with default malloc settings (re-exec failed: {error})");
     }
 }
