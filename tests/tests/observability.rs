@@ -24,6 +24,7 @@ fn install_tracing() -> (SdkTracerProvider, InMemorySpanExporter) {
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber of this binary");
     warden_common::telemetry::install_propagator();
+    warden_common::telemetry::enable_request_spans();
     (provider, exporter)
 }
 

@@ -20,14 +20,18 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
     let route =
         request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let method = request.method().as_str().to_owned();
-    let span = tracing::info_span!(
-        "http.server",
-        otel.name = %format_args!("{method} {route}"),
-        otel.kind = "server",
-        http.request.method = %method,
-        http.route = %route,
-        http.response.status_code = tracing::field::Empty,
-    );
+    let span = if warden_common::telemetry::request_spans() {
+        tracing::info_span!(
+            "http.server",
+            otel.name = %format_args!("{method} {route}"),
+            otel.kind = "server",
+            http.request.method = %method,
+            http.route = %route,
+            http.response.status_code = tracing::field::Empty,
+        )
+    } else {
+        tracing::Span::none()
+    };
     warden_common::telemetry::set_parent(&span, request.headers());
     let budget = Some(start + deadline::REQUEST_BUDGET);
     let response = deadline::within(budget, next.run(request)).instrument(span.clone()).await;

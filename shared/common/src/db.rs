@@ -4,11 +4,16 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 use sea_orm_migration::MigratorTrait;
 use std::time::Duration;
 
+/// Longest wait for a pooled connection (and for a new one).
+pub const POOL_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Opens the database. SQLite gets WAL and a busy timeout so concurrent writers wait
 /// instead of failing.
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());
-    options.connect_timeout(Duration::from_secs(5)).acquire_timeout(Duration::from_secs(5)).sqlx_logging(false);
+    // A database that is down must be a fast 503, not a request held for seconds: sqlx keeps
+    // retrying a refused connection until the acquire timeout.
+    options.connect_timeout(POOL_TIMEOUT).acquire_timeout(POOL_TIMEOUT).sqlx_logging(false);
     if url.starts_with("sqlite:") {
         // One writer at a time in SQLite; a small pool avoids lock convoys.
         options.max_connections(8).min_connections(1);

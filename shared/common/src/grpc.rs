@@ -246,13 +246,17 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let start = Instant::now();
         let path = request.uri().path().to_owned();
-        let span = tracing::info_span!(
-            "grpc.server",
-            otel.name = %path.trim_start_matches('/'),
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.grpc.status_code = tracing::field::Empty,
-        );
+        let span = if telemetry::request_spans() {
+            tracing::info_span!(
+                "grpc.server",
+                otel.name = %path.trim_start_matches('/'),
+                otel.kind = "server",
+                rpc.system = "grpc",
+                rpc.grpc.status_code = tracing::field::Empty,
+            )
+        } else {
+            tracing::Span::none()
+        };
         telemetry::set_parent(&span, request.headers());
         let deadline = request
             .headers()

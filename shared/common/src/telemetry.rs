@@ -44,11 +44,27 @@ pub fn init(format: LogFormat, service_name: &str) -> TelemetryGuard {
         let tracer = provider.tracer("warden");
         opentelemetry::global::set_tracer_provider(provider.clone());
         guard.provider = Some(provider);
+        enable_request_spans();
         Some(tracing_opentelemetry::layer().with_tracer(tracer))
     });
     // A second init (tests start many servers in one process) is harmless.
     let _ = tracing_subscriber::registry().with(fmt_layer).with(otel_layer).with(filter).try_init();
     guard
+}
+
+static REQUEST_SPANS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether each HTTP request and RPC gets its own span. Only when spans are exported: a
+/// span per request costs about a fifth of the throughput of a cached protected request
+/// (BENCHMARKS.md), and without an exporter nobody reads it (JSON logs carry no span).
+pub fn request_spans() -> bool {
+    REQUEST_SPANS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Turns on [`request_spans`]; [`init`] does it when it installs the OTLP exporter, tests
+/// that install their own exporter call it themselves.
+pub fn enable_request_spans() {
+    REQUEST_SPANS.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Registers the W3C trace-context propagator (idempotent). [`init`] does it; tests that
@@ -83,6 +99,9 @@ impl Extractor for HeaderExtractor<'_> {
 /// Writes the current span's trace context (`traceparent`, `tracestate`) into outgoing
 /// headers; writes nothing when no trace is being recorded.
 pub fn inject_current(headers: &mut HeaderMap) {
+    if !request_spans() {
+        return;
+    }
     let context = tracing::Span::current().context();
     opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut HeaderInjector(headers)));
 }

@@ -12,10 +12,10 @@ use warden_tests::proxy::{Fault, FaultProxy, upstream_of};
 use warden_tests::{ADMIN_PASSWORD, Backend, TestWarden, backend_urls, base_config};
 
 /// Far below a hang, far above any honest answer on a loaded machine. A refused or stalled
-/// PostgreSQL answers after the pool's 5 s acquire timeout (shared/common/src/db.rs; connecting
+/// PostgreSQL answers after the pool's acquire timeout (`db::POOL_TIMEOUT`, 2 s; connecting
 /// is retried until then), so the bound for PostgreSQL is that timeout plus slack.
 const FAST: Duration = Duration::from_secs(3);
-const POOL_BOUND: Duration = Duration::from_secs(8);
+const POOL_BOUND: Duration = Duration::from_secs(5);
 
 /// Status, `code`, and whether Retry-After was present.
 async fn answer(r: reqwest::Response) -> (u16, String, bool) {
