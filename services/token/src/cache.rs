@@ -2,7 +2,7 @@
 //! the dominant cost of a protected request, and the same token is presented many times.
 //! Keyed by the SHA-256 of the whole token, so a token differing in any byte misses; an
 //! entry is used only until the token's `exp` (plus leeway) and only while its signing key
-//! is still in the ring. Session liveness is not cached here: revocation stays immediate.
+//! is still in the key set. Session liveness is not cached here: revocation stays immediate.
 use crate::api::VerifiedToken;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;

@@ -3,6 +3,7 @@
 //! (`jwk`, `jku`, `x5u`, `x5c`) or demands extensions (`crit`); nothing is ever fetched.
 use crate::api::TokenKind;
 use crate::keyring::KeyRing;
+use crate::keyset::KeySet;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -32,7 +33,7 @@ pub(crate) fn sign(ring: &KeyRing, kind: TokenKind, claims: &Claims) -> Result<S
     jsonwebtoken::encode(&header, claims, &ring.signer).map_err(Error::internal)
 }
 
-fn invalid() -> Error {
+pub(crate) fn invalid() -> Error {
     Error::new(ErrorCode::TokenInvalid, "the token is not valid")
 }
 
@@ -54,9 +55,10 @@ pub(crate) fn checked_kid(token: &str, kind: TokenKind) -> Result<String> {
     header.kid.ok_or_else(invalid)
 }
 
-/// Verifies signature, issuer and audience, then the time claims against `now`.
-pub(crate) fn verify(ring: &KeyRing, kid: &str, token: &str, issuer: &str, audience: &str, now: i64) -> Result<Claims> {
-    let key = ring.verifiers.get(kid).ok_or_else(invalid)?;
+/// Verifies signature, issuer and audience, then the time claims against `now`. The one
+/// verification path: the token service and remote verifiers differ only in `keys`.
+pub(crate) fn verify(keys: &KeySet, kid: &str, token: &str, issuer: &str, audience: &str, now: i64) -> Result<Claims> {
+    let key = keys.get(kid).ok_or_else(invalid)?;
     let mut validation = Validation::new(Algorithm::EdDSA);
     validation.set_issuer(&[issuer]);
     validation.set_audience(&[audience]);

@@ -3,15 +3,16 @@
 //! in the JWKS) until every token it signed has expired.
 use crate::api::Jwk;
 use crate::entity::{self, Entity as SigningKeys};
-use crate::signing_key::{KeyPair, decoding_key, jwk};
+use crate::keyset::KeySet;
+use crate::signing_key::{KeyPair, jwk};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use jsonwebtoken::EncodingKey;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
     TransactionTrait,
 };
-use std::collections::HashMap;
+use std::sync::Arc;
 use time::OffsetDateTime;
 use warden_common::clock::SharedClock;
 use warden_common::sealing::Sealer;
@@ -22,7 +23,7 @@ pub(crate) struct KeyRing {
     pub(crate) current_kid: String,
     pub(crate) current_created_at: OffsetDateTime,
     pub(crate) signer: EncodingKey,
-    pub(crate) verifiers: HashMap<String, DecodingKey>,
+    pub(crate) verifiers: Arc<KeySet>,
     pub(crate) jwks: Vec<Jwk>,
 }
 
@@ -57,18 +58,18 @@ impl KeyStore {
             .try_into()
             .map_err(|_| Error::internal(anyhow::anyhow!("signing key {} has the wrong length", current.kid)))?;
         let pair = KeyPair::from_seed(current.kid.clone(), seed);
-        let mut verifiers = HashMap::new();
+        let mut verifiers = KeySet::default();
         let mut jwks = Vec::new();
         for row in &rows {
             let public = decode_public(&row.public_key)?;
-            verifiers.insert(row.kid.clone(), decoding_key(&public));
+            verifiers.insert(row.kid.clone(), &public);
             jwks.push(jwk(&row.kid, &public));
         }
         Ok(KeyRing {
             current_kid: pair.kid.clone(),
             current_created_at: current.created_at,
             signer: pair.encoding_key(),
-            verifiers,
+            verifiers: Arc::new(verifiers),
             jwks,
         })
     }

@@ -1,21 +1,17 @@
 //! TokenService: issues and verifies access and refresh tokens with the current keys.
 use crate::api::{IssuedToken, Jwk, TokenApi, TokenKind, TokenSeed, VerifiedToken};
-use crate::cache::{self, VerifiedCache};
 use crate::jwt::{self, Claims, LEEWAY_SECONDS};
 use crate::keyring::{KeyRing, KeyStore};
+use crate::keyset::KeySet;
+use crate::verifier::{KeySource, RELOAD_INTERVAL, UNKNOWN_KID_RELOAD_GAP, Verifier};
 use sea_orm::DatabaseConnection;
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use warden_common::clock::SharedClock;
 use warden_common::sealing::Sealer;
-use warden_common::{Config, Error, ErrorCode, Result};
-
-/// How often every replica re-reads the key table (rotation by another replica).
-const RELOAD_INTERVAL: Duration = Duration::from_secs(30);
-/// An unknown `kid` triggers a reload at most this often, so junk kids cannot hammer the DB.
-const UNKNOWN_KID_RELOAD_GAP: Duration = Duration::from_secs(1);
+use warden_common::{Config, Error, Result};
 
 #[derive(Clone, Debug)]
 pub struct TokenSettings {
@@ -48,7 +44,7 @@ pub struct TokenService {
     ring: RwLock<Arc<KeyRing>>,
     last_reload: Mutex<Instant>,
     clock: SharedClock,
-    verified: VerifiedCache,
+    verifier: Verifier,
 }
 
 impl TokenService {
@@ -59,13 +55,14 @@ impl TokenService {
         let ring = store.load().await.map_err(|e| {
             anyhow::anyhow!("loading signing keys: {}", e.source_chain().unwrap_or_else(|| e.to_string()))
         })?;
+        let verifier = Verifier::new(settings.issuer.clone(), settings.audience.clone(), clock.clone());
         let service = Arc::new(TokenService {
             settings,
             store,
             ring: RwLock::new(Arc::new(ring)),
             last_reload: Mutex::new(Instant::now()),
             clock,
-            verified: VerifiedCache::default(),
+            verifier,
         });
         tokio::spawn(reload_periodically(Arc::downgrade(&service)));
         Ok(service)
@@ -110,35 +107,6 @@ impl TokenService {
         Ok(IssuedToken { token, jti: claims.jti, expires_at, expires_in })
     }
 
-    /// Full verification: header checks, key choice, signature, claims.
-    async fn verify_uncached(&self, token: &str, kind: TokenKind) -> Result<VerifiedToken> {
-        let kid = jwt::checked_kid(token, kind)?;
-        let mut ring = self.ring();
-        if !ring.verifiers.contains_key(&kid) {
-            // A kid we do not know may come from a key another replica just created.
-            let stale = self.last_reload.lock().expect("reload lock").elapsed() >= UNKNOWN_KID_RELOAD_GAP;
-            if stale {
-                self.reload().await?;
-                ring = self.ring();
-            }
-        }
-        let s = &self.settings;
-        let claims = jwt::verify(&ring, &kid, token, &s.issuer, &s.audience, self.clock.unix())?;
-        let time = |t: i64| {
-            OffsetDateTime::from_unix_timestamp(t)
-                .map_err(|_| Error::new(ErrorCode::TokenInvalid, "the token is not valid"))
-        };
-        Ok(VerifiedToken {
-            subject: parse_uuid(&claims.sub)?,
-            session_id: parse_uuid(&claims.sid)?,
-            jti: claims.jti,
-            kind,
-            issued_at: time(claims.iat)?,
-            expires_at: time(claims.exp)?,
-            kid,
-        })
-    }
-
     /// Periodic upkeep: picks up keys other replicas created, and rotates when due.
     pub async fn maintain(&self) {
         if let Err(e) = self.reload().await {
@@ -178,8 +146,20 @@ async fn reload_periodically(service: Weak<TokenService>) {
     }
 }
 
-fn parse_uuid(s: &str) -> Result<Uuid> {
-    Uuid::parse_str(s).map_err(|_| Error::new(ErrorCode::TokenInvalid, "the token is not valid"))
+#[async_trait::async_trait]
+impl KeySource for TokenService {
+    async fn keys(&self) -> Result<Arc<KeySet>> {
+        Ok(self.ring().verifiers.clone())
+    }
+
+    async fn keys_for_unknown(&self, _kid: &str) -> Result<Arc<KeySet>> {
+        // The kid may belong to a key another replica just created.
+        let stale = self.last_reload.lock().expect("reload lock").elapsed() >= UNKNOWN_KID_RELOAD_GAP;
+        if stale {
+            self.reload().await?;
+        }
+        Ok(self.ring().verifiers.clone())
+    }
 }
 
 #[async_trait::async_trait]
@@ -205,19 +185,7 @@ impl TokenApi for TokenService {
     }
 
     async fn verify_token(&self, token: &str, kind: TokenKind) -> Result<VerifiedToken> {
-        if token.len() > jwt::MAX_TOKEN_BYTES {
-            return Err(Error::new(ErrorCode::TokenInvalid, "the token is not valid"));
-        }
-        let cache_key = cache::key(token);
-        let now = self.clock.unix();
-        let current = self.ring();
-        let live = |kid: &str| current.verifiers.contains_key(kid);
-        if let Some(hit) = self.verified.get(&cache_key, now, LEEWAY_SECONDS, live).filter(|v| v.kind == kind) {
-            return Ok(hit);
-        }
-        let verified = self.verify_uncached(token, kind).await?;
-        self.verified.insert(cache_key, verified.clone(), now);
-        Ok(verified)
+        self.verifier.verify(self, token, kind).await
     }
 
     async fn jwks(&self) -> Result<Vec<Jwk>> {

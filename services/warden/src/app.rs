@@ -115,9 +115,14 @@ async fn build(
     // Peers: the local service when this process runs it, otherwise a gRPC client.
     let tokens: Option<SharedTokens> = match &local.tokens {
         Some(t) => Some(t.clone()),
-        None if matches!(role, ServiceRole::Auth | ServiceRole::Gateway) => Some(Arc::new(
-            warden_token::grpc::RemoteTokens::new(channel("WARDEN_TOKEN_ENDPOINTS", &config.token_endpoints, tls)?),
-        )),
+        None if matches!(role, ServiceRole::Auth | ServiceRole::Gateway) => {
+            Some(Arc::new(warden_token::grpc::RemoteTokens::new(
+                channel("WARDEN_TOKEN_ENDPOINTS", &config.token_endpoints, tls)?,
+                &config.issuer,
+                &config.audience,
+                clock.clone(),
+            )))
+        }
         None => None,
     };
     let keys: Option<SharedKeys> = match &local.keys {

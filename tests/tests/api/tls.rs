@@ -81,7 +81,8 @@ fn clock() -> SharedClock {
 }
 
 async fn jwks_over(channel: grpc::PeerChannel) -> warden_common::Result<usize> {
-    RemoteTokens::new(channel).jwks().await.map(|keys| keys.len())
+    let defaults = Config::default();
+    RemoteTokens::new(channel, &defaults.issuer, &defaults.audience, clock()).jwks().await.map(|keys| keys.len())
 }
 
 #[tokio::test]
