@@ -3,6 +3,7 @@
 mod checks;
 mod grpc;
 mod harness;
+mod invalidation;
 mod matcher_props;
 mod migrations;
 mod replicas;
