@@ -12,14 +12,10 @@ pub mod service;
 
 mod cache;
 mod decision;
-mod echo;
 mod graph;
-mod invalidation;
 mod store;
 mod validate;
-mod views;
 
 pub use api::*;
-pub use invalidation::APPLICATION_NAME as LISTENER_APPLICATION_NAME;
 pub use migrations::migrations;
 pub use service::RbacService;

@@ -3,83 +3,67 @@
 use crate::api::{Decision, NewRole, RbacApi, Role, UserRoles};
 use crate::cache::GraphCache;
 use crate::decision::decide;
-use crate::echo::Change;
 use crate::graph::RoleGraph;
-use crate::invalidation::Listener;
 use crate::store::{self, assignments, roles};
 use crate::validate::{self, MAX_CHECKED_PERMISSIONS, is_role_name};
-use crate::views::{UserView, ViewCache};
 use sea_orm::DatabaseConnection;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 use warden_common::{Error, ErrorCode, Result};
 
 pub struct RbacService {
     db: DatabaseConnection,
-    /// Role definitions only; assignments are read on every request unless `views` has them.
+    /// Role definitions only; assignments are read on every request.
     graph: GraphCache,
-    /// Per-user views: see [`RbacService::sole_writer`] and [`RbacService::with_listener`].
-    views: Option<Arc<ViewCache>>,
-    /// Keeps `views` correct across replicas; stops when the service is dropped.
-    listener: Option<Listener>,
+    /// Only when this process is the sole writer (see [`RbacService::sole_writer`]).
+    views: Option<Mutex<HashMap<Uuid, UserView>>>,
+    /// Bumped by every change, so a view loaded across a change is not kept.
+    changes: AtomicU64,
 }
+
+type UserView = (Vec<String>, Arc<RoleGraph>);
+
+/// Users whose views are kept before the table is emptied.
+const VIEW_CAPACITY: usize = 100_000;
 
 impl RbacService {
     pub fn new(db: DatabaseConnection) -> Self {
-        RbacService { db, graph: GraphCache::new(), views: None, listener: None }
+        RbacService { db, graph: GraphCache::new(), views: None, changes: AtomicU64::new(0) }
     }
 
     /// For the embedded process on SQLite, which no other process writes: every change goes
     /// through this service, so each user's view (direct roles and role graph) can be kept
     /// in memory and dropped on any change, exactly, without a query per decision. Never
-    /// use this where another replica can change roles; see [`RbacService::with_listener`].
+    /// use this where another replica can change roles.
     pub fn sole_writer(mut self) -> Self {
-        self.views = Some(Arc::new(ViewCache::new(true)));
+        self.views = Some(Mutex::new(HashMap::new()));
         self
     }
 
-    /// For PostgreSQL, where other replicas change roles too: keeps per-user views while a
-    /// listener on `database_url` receives every replica's change notifications, and reads
-    /// the database for every decision while it is not connected (see `invalidation`).
-    /// Spawns the listener, so call it inside a Tokio runtime.
-    pub fn with_listener(mut self, database_url: &str) -> Self {
-        let views = Arc::new(ViewCache::new(false));
-        self.listener = Some(Listener::spawn(database_url.to_owned(), Arc::clone(&views)));
-        self.views = Some(views);
-        self
-    }
-
-    /// Whether decisions may be served from memory now (for tests and diagnostics).
-    pub fn view_cache_enabled(&self) -> bool {
-        self.views.as_ref().is_some_and(|views| views.enabled())
-    }
-
-    /// A change about to be written; see `echo` for why writes wait for their notification.
-    fn change(&self) -> Change {
-        match &self.listener {
-            // While the listener is down no echo comes: nothing to wait for.
-            Some(listener) if self.view_cache_enabled() => listener.expect_change(),
-            _ => Change::unawaited(),
-        }
-    }
-
-    /// After a committed change: drops this process's views at once, and returns once the
-    /// other replicas have (all but certainly) heard of it.
-    async fn changed(&self, change: Change) {
+    fn forget_views(&self) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
         if let Some(views) = &self.views {
-            views.forget();
+            views.lock().expect("rbac view lock").clear();
         }
-        change.echoed().await;
     }
 
     async fn user_view(&self, user_id: Uuid) -> Result<UserView> {
         let Some(views) = &self.views else { return self.load_view(user_id).await };
-        if let Some(view) = views.get(user_id) {
+        if let Some(view) = views.lock().expect("rbac view lock").get(&user_id) {
+            return Ok(view.clone());
+        }
+        let before = self.changes.load(Ordering::SeqCst);
+        let view = self.load_view(user_id).await?;
+        let mut views = views.lock().expect("rbac view lock");
+        if self.changes.load(Ordering::SeqCst) != before {
             return Ok(view);
         }
-        let stamp = views.stamp();
-        let view = self.load_view(user_id).await?;
-        views.keep(user_id, &view, stamp);
+        if views.len() >= VIEW_CAPACITY {
+            views.clear();
+        }
+        views.insert(user_id, view.clone());
         Ok(view)
     }
 
@@ -134,9 +118,8 @@ impl RbacApi for RbacService {
 
     async fn create_role(&self, role: NewRole) -> Result<Role> {
         let role = validate::new_role(role)?;
-        let change = self.change();
-        roles::create(&self.db, &role, change.payload()).await?;
-        self.changed(change).await;
+        roles::create(&self.db, &role).await?;
+        self.forget_views();
         tracing::info!(role = %role.name, permissions = ?role.permissions, inherits = ?role.inherits, "role created");
         Ok(Role { name: role.name, permissions: role.permissions, inherits: role.inherits, builtin: false })
     }
@@ -152,27 +135,24 @@ impl RbacApi for RbacService {
 
     async fn delete_role(&self, name: &str) -> Result<()> {
         existing_name(name)?;
-        let change = self.change();
-        roles::delete(&self.db, name, change.payload()).await?;
-        self.changed(change).await;
+        roles::delete(&self.db, name).await?;
+        self.forget_views();
         tracing::info!(role = %name, "role deleted");
         Ok(())
     }
 
     async fn assign_role(&self, user_id: Uuid, role: &str) -> Result<()> {
         existing_name(role)?;
-        let change = self.change();
-        assignments::assign(&self.db, user_id, role, change.payload()).await?;
-        self.changed(change).await;
+        assignments::assign(&self.db, user_id, role).await?;
+        self.forget_views();
         tracing::info!(%user_id, role, "role assigned");
         Ok(())
     }
 
     async fn unassign_role(&self, user_id: Uuid, role: &str) -> Result<()> {
         existing_name(role)?;
-        let change = self.change();
-        assignments::unassign(&self.db, user_id, role, change.payload()).await?;
-        self.changed(change).await;
+        assignments::unassign(&self.db, user_id, role).await?;
+        self.forget_views();
         tracing::info!(%user_id, role, "role unassigned");
         Ok(())
     }

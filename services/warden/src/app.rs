@@ -102,16 +102,9 @@ async fn build(
     }
     if runs(ServiceRole::Rbac) {
         let db = db.clone().expect("database opened");
-        let backend = db.get_database_backend();
+        let embedded = role == ServiceRole::All && db.get_database_backend() == sea_orm::DbBackend::Sqlite;
         let rbac = RbacService::new(db);
-        // Per-user views in memory: on PostgreSQL kept correct across replicas by change
-        // notifications; on SQLite only in the all-in-one process, its only writer (split
-        // mode on SQLite keeps none: nothing would tell it about other processes' changes).
-        local.rbac = Some(Arc::new(match backend {
-            sea_orm::DbBackend::Postgres => rbac.with_listener(&config.database_url),
-            sea_orm::DbBackend::Sqlite if role == ServiceRole::All => rbac.sole_writer(),
-            _ => rbac,
-        }));
+        local.rbac = Some(Arc::new(if embedded { rbac.sole_writer() } else { rbac }));
     }
     if runs(ServiceRole::Key) {
         let db = db.clone().expect("database opened");

@@ -1,9 +1,8 @@
-//! User-role assignments: `user_roles`. Read on every check unless the user's view is cached
-//! (see `views`); every change announces itself so cached views are dropped.
+//! User-role assignments: `user_roles`. Never cached, so a change is seen by the next request.
 use super::roles::{exists, not_found};
-use super::{GENERATION_ROW, RoleGeneration, UserRoles, announce_change};
+use super::{GENERATION_ROW, RoleGeneration, UserRoles};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, SqlErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbErr, SqlErr};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use warden_common::{Error, Result};
@@ -36,44 +35,35 @@ pub(crate) async fn direct_roles(
     Ok((roles, current))
 }
 
-/// Assigns a role; assigning it again changes nothing. The write comes first in the
-/// transaction (no read-to-write lock upgrade on SQLite), the existence check after it.
-pub(crate) async fn assign(db: &DatabaseConnection, user_id: Uuid, role: &str, change: &str) -> Result<()> {
+/// Assigns a role; assigning it again changes nothing.
+pub(crate) async fn assign(db: &impl ConnectionTrait, user_id: Uuid, role: &str) -> Result<()> {
+    if !exists(db, role).await? {
+        return Err(not_found(role));
+    }
     let mut insert = Query::insert();
     insert
         .into_table(UserRoles::Table)
         .columns([UserRoles::UserId, UserRoles::Role, UserRoles::CreatedAt])
         .on_conflict(OnConflict::columns([UserRoles::UserId, UserRoles::Role]).do_nothing().to_owned());
     insert.values([user_id.into(), role.into(), OffsetDateTime::now_utc().into()]).map_err(Error::internal)?;
-    let txn = db.begin().await?;
-    match txn.execute(&insert).await {
-        Ok(_) => {}
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_))) => return Err(not_found(role)),
-        Err(e) => return Err(e.into()),
+    match db.execute(&insert).await {
+        Ok(_) => Ok(()),
+        // The role was deleted between the check and the insert.
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_))) => Err(not_found(role)),
+        Err(e) => Err(e.into()),
     }
-    // The foreign key already refuses an unknown role; this keeps a connection without
-    // foreign keys correct. Returning drops the transaction, which rolls it back.
-    if !exists(&txn, role).await? {
-        return Err(not_found(role));
-    }
-    announce_change(&txn, change).await?;
-    txn.commit().await?;
-    Ok(())
 }
 
 /// Removes an assignment; removing an absent one changes nothing, but the role must exist.
-pub(crate) async fn unassign(db: &DatabaseConnection, user_id: Uuid, role: &str, change: &str) -> Result<()> {
+pub(crate) async fn unassign(db: &impl ConnectionTrait, user_id: Uuid, role: &str) -> Result<()> {
+    if !exists(db, role).await? {
+        return Err(not_found(role));
+    }
     let delete = Query::delete()
         .from_table(UserRoles::Table)
         .and_where(Expr::col(UserRoles::UserId).eq(user_id))
         .and_where(Expr::col(UserRoles::Role).eq(role))
         .to_owned();
-    let txn = db.begin().await?;
-    txn.execute(&delete).await?;
-    if !exists(&txn, role).await? {
-        return Err(not_found(role));
-    }
-    announce_change(&txn, change).await?;
-    txn.commit().await?;
+    db.execute(&delete).await?;
     Ok(())
 }

@@ -5,13 +5,11 @@
 //! `role_generation` row. That makes the bump atomic with the change (replicas' caches see it
 //! exactly when the change commits), and taking that row's write lock first serialises role
 //! changes on PostgreSQL and avoids read-to-write lock upgrades on SQLite.
-//!
-//! Every change of any RBAC table also calls [`announce_change`] before committing.
 pub(crate) mod assignments;
 pub(crate) mod roles;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, DeriveIden, Statement};
+use sea_orm::{ConnectionTrait, DbErr, DeriveIden};
 
 #[derive(DeriveIden)]
 pub(crate) enum Roles {
@@ -74,23 +72,5 @@ async fn bump_generation(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     if result.rows_affected() != 1 {
         return Err(DbErr::RecordNotFound("role_generation row is missing".into()));
     }
-    Ok(())
-}
-
-/// Tells every replica's listener (see `invalidation`) that RBAC data changed. Called inside
-/// the change's transaction: PostgreSQL delivers the notification when the change commits
-/// (never before, so a replica cannot reload the old state after forgetting it), and a change
-/// whose notification cannot be queued does not commit. SQLite has no other replicas.
-/// `payload` lets this process recognise its own notification (see `echo`).
-pub(crate) async fn announce_change(db: &impl ConnectionTrait, payload: &str) -> Result<(), DbErr> {
-    if db.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
-    }
-    let notify = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_notify($1, $2)",
-        [crate::invalidation::CHANNEL.into(), payload.into()],
-    );
-    db.execute_raw(notify).await?;
     Ok(())
 }

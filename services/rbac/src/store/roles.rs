@@ -1,5 +1,5 @@
 //! Role definitions: `roles`, `role_permissions` and `role_inherits`.
-use super::{RoleInherits, RolePermissions, Roles, UserRoles, announce_change, bump_generation, generation};
+use super::{RoleInherits, RolePermissions, Roles, UserRoles, bump_generation, generation};
 use crate::api::{NewRole, Role};
 use crate::graph::RoleGraph;
 use sea_orm::sea_query::{Cond, Expr, ExprTrait, Order, Query};
@@ -74,7 +74,7 @@ pub(crate) async fn exists(db: &impl ConnectionTrait, name: &str) -> Result<bool
 }
 
 /// Inserts a validated role. Parents must exist, so no cycle can form.
-pub(crate) async fn create(db: &DatabaseConnection, role: &NewRole, change: &str) -> Result<()> {
+pub(crate) async fn create(db: &DatabaseConnection, role: &NewRole) -> Result<()> {
     let txn = db.begin().await?;
     bump_generation(&txn).await?;
     if exists(&txn, &role.name).await? {
@@ -121,7 +121,6 @@ pub(crate) async fn create(db: &DatabaseConnection, role: &NewRole, change: &str
         }
         txn.execute(&insert).await?;
     }
-    announce_change(&txn, change).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -129,7 +128,7 @@ pub(crate) async fn create(db: &DatabaseConnection, role: &NewRole, change: &str
 /// Deletes a role, its assignments, its entries and every inheritance link to or from it, in
 /// one transaction: roles that inherited it simply stop inheriting it. The foreign keys also
 /// cascade, but deleting explicitly keeps this correct on a connection without them.
-pub(crate) async fn delete(db: &DatabaseConnection, name: &str, change: &str) -> Result<()> {
+pub(crate) async fn delete(db: &DatabaseConnection, name: &str) -> Result<()> {
     let txn = db.begin().await?;
     bump_generation(&txn).await?;
     let select =
@@ -157,7 +156,6 @@ pub(crate) async fn delete(db: &DatabaseConnection, name: &str, change: &str) ->
     for delete in &deletes {
         txn.execute(delete).await?;
     }
-    announce_change(&txn, change).await?;
     txn.commit().await?;
     Ok(())
 }

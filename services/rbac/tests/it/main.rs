@@ -3,7 +3,6 @@
 mod checks;
 mod grpc;
 mod harness;
-mod invalidation;
 mod matcher_props;
 mod migrations;
 mod replicas;
