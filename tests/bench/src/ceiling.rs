@@ -90,8 +90,8 @@ pub fn argon2_rates(threads: usize, duration: Duration) -> anyhow::Result<Vec<Ar
         .ok_or_else(|| anyhow::anyhow!("no salt in {phc}"))?;
     let mut out = Vec::new();
 
-    // Warden's own hasher, as login calls it: semaphore, spawn_blocking, PHC parse, fresh memory.
-    out.push(measured("Warden PasswordHasher::verify (tokio blocking pool)", threads, || {
+    // Warden's own hasher as login calls it: bounded queue, nice-10 hashing threads, PHC parse, pooled memory.
+    out.push(measured("Warden PasswordHasher::verify (its hashing threads)", threads, || {
         warden_hasher_rate(threads, duration, &phc)
     }));
     out.push(measured("argon2 verify_password (PHC string, fresh memory)", threads, || {
