@@ -37,7 +37,11 @@ impl HashPool {
                         // The lock is held only while waiting for the next job, never while hashing.
                         let next = queue.lock().expect("hash queue lock").recv();
                         match next {
-                            Ok(job) => job(),
+                            // A panicking job loses its answer (the caller sees an internal
+                            // error), not the thread: the pool keeps its size.
+                            Ok(job) => {
+                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                            }
                             Err(_) => return,
                         }
                     }
@@ -86,5 +90,12 @@ mod tests {
         }
         let sum: u64 = pool.run(|| (1..=10u64).sum()).await.unwrap();
         assert_eq!(sum, 55);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_does_not_shrink_the_pool() {
+        let pool = HashPool::new(1);
+        assert!(pool.run(|| -> u8 { panic!("argon2 failed") }).await.is_none());
+        assert_eq!(pool.run(|| 7).await, Some(7));
     }
 }
