@@ -81,14 +81,40 @@ impl TestWarden {
 
     /// Every service as its own server talking gRPC (split mode), gateway in front.
     pub async fn start_split(db: String, redis: Option<String>) -> TestWarden {
+        Self::start_split_inner(db, redis, None).await.0
+    }
+
+    /// Split mode with its peers reaching one backend service (token, rbac or key) only
+    /// through a [`proxy::FaultProxy`], which the test can then stall or cut.
+    pub async fn start_split_behind_proxy(
+        db: String,
+        redis: Option<String>,
+        role: ServiceRole,
+    ) -> (TestWarden, proxy::FaultProxy) {
+        let (w, proxy) = Self::start_split_inner(db, redis, Some(role)).await;
+        (w, proxy.expect("a proxy for that service"))
+    }
+
+    async fn start_split_inner(
+        db: String,
+        redis: Option<String>,
+        behind_proxy: Option<ServiceRole>,
+    ) -> (TestWarden, Option<proxy::FaultProxy>) {
         let config = base_config(db, redis);
         let clock = Arc::new(OffsetClock::default());
         let shared: SharedClock = clock.clone();
         let mut processes = Vec::new();
         let mut endpoints = std::collections::HashMap::new();
+        let mut fault_proxy = None;
         for role in [ServiceRole::Token, ServiceRole::Rbac, ServiceRole::Key] {
             let w = Warden::start(config.clone(), role, shared.clone()).await.expect("start service");
-            endpoints.insert(role, format!("http://{}", w.grpc_addr.expect("grpc")));
+            let mut addr = w.grpc_addr.expect("grpc");
+            if behind_proxy == Some(role) {
+                let p = proxy::FaultProxy::start(addr).await;
+                addr = p.addr;
+                fault_proxy = Some(p);
+            }
+            endpoints.insert(role, format!("http://{addr}"));
             processes.push(w);
         }
         let peers = Config {
@@ -103,7 +129,7 @@ impl TestWarden {
         let gateway_config = Config { auth_endpoints: Some(auth_endpoint), ..peers };
         let gateway = Warden::start(gateway_config, ServiceRole::Gateway, shared).await.expect("start gateway");
         processes.push(gateway);
-        Self::from_processes(config, clock, processes)
+        (Self::from_processes(config, clock, processes), fault_proxy)
     }
 
     fn from_processes(config: Config, clock: Arc<OffsetClock>, processes: Vec<Warden>) -> TestWarden {

@@ -156,13 +156,7 @@ async fn split_mode_backend_down_is_a_fast_503() {
 
     // RBAC down: anything needing permissions fails closed, quickly.
     w.stop_service(ServiceRole::Rbac).await;
-    let (me, took) = timed(w.get_with("/api/v1/auth/me", &access)).await;
-    assert!(unavailable(&me), "/me with rbac down: {me:?}");
-    assert!(took < FAST, "/me took {took:?}");
-    let (check, took) =
-        timed(w.post_with("/api/v1/auth/authorize", &access, serde_json::json!({ "permission": "users:read" }))).await;
-    assert!(unavailable(&check), "authorize with rbac down: {check:?}");
-    assert!(took < FAST, "authorize took {took:?}");
+    protected_requests_unavailable(&w, &access, FAST, "rbac down").await;
     assert_eq!(readyz(&w).await, 503);
 
     // Auth down as well: login and every protected route.
@@ -175,4 +169,37 @@ async fn split_mode_backend_down_is_a_fast_503() {
     assert!(took < FAST, "/me took {took:?}");
     assert_eq!(readyz(&w).await, 503);
     w.shutdown().await;
+}
+
+/// A backend service that hangs (accepts, never answers) costs a request at most the internal
+/// call deadline (`grpc::CALL_TIMEOUT`, 5 s), then a 503: never a hang, never a 500, and the
+/// same request works again once the service answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_mode_backend_stalled_is_a_bounded_503() {
+    let Some((db, redis)) = backend_urls(Backend::PostgresRedis, "split_stall").await else { return };
+    let (w, rbac) = TestWarden::start_split_behind_proxy(db, redis, ServiceRole::Rbac).await;
+    eventually("bootstrap admin login", 50, || async { w.login(&w.admin, ADMIN_PASSWORD).await.status() == 200 }).await;
+    let access = w.admin_token().await;
+    assert_eq!(w.get_with("/api/v1/auth/me", &access).await.status(), 200);
+
+    rbac.set(Fault::Stall);
+    let bound = warden_common::grpc::CALL_TIMEOUT + Duration::from_secs(3);
+    protected_requests_unavailable(&w, &access, bound, "rbac stalled").await;
+
+    rbac.set(Fault::None);
+    eventually("/me after the stall", 50, || async { w.get_with("/api/v1/auth/me", &access).await.status() == 200 })
+        .await;
+    w.shutdown().await;
+}
+
+/// `/me` and `/authorize` both answer 503 `unavailable` with Retry-After within `bound`.
+async fn protected_requests_unavailable(w: &TestWarden, access: &str, bound: Duration, state: &str) {
+    let (me, took) = timed(w.get_with("/api/v1/auth/me", access)).await;
+    eprintln!("/me with {state} answered {me:?} in {took:?}");
+    assert!(unavailable(&me), "/me with {state}: {me:?}");
+    assert!(took < bound, "/me with {state} took {took:?}");
+    let permission = serde_json::json!({ "permission": "users:read" });
+    let (check, took) = timed(w.post_with("/api/v1/auth/authorize", access, permission)).await;
+    assert!(unavailable(&check), "authorize with {state}: {check:?}");
+    assert!(took < bound, "authorize with {state} took {took:?}");
 }
