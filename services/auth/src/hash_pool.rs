@@ -55,6 +55,11 @@ impl HashPool {
     pub(crate) async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Option<T> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
+            // The request gave up while this waited (client gone, budget spent): skip the
+            // hash rather than spend ~20 ms of CPU on an answer nobody reads.
+            if reply.is_closed() {
+                return;
+            }
             let _ = reply.send(job());
         });
         self.jobs.send(job).ok()?;
@@ -90,6 +95,32 @@ mod tests {
         }
         let sum: u64 = pool.run(|| (1..=10u64).sum()).await.unwrap();
         assert_eq!(sum, 55);
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_caller_left_is_skipped() {
+        let pool = std::sync::Arc::new(HashPool::new(1));
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        // Occupy the only thread, then queue a job and drop its caller before it starts.
+        let busy = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(move || gate.recv().is_ok()).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        let abandoned = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(move || flag.store(true, std::sync::atomic::Ordering::SeqCst)).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        abandoned.abort();
+        let _ = abandoned.await;
+        release.send(()).unwrap();
+        assert_eq!(busy.await.unwrap(), Some(true));
+        // A job queued after the abandoned one runs, so the abandoned one was taken and skipped.
+        assert_eq!(pool.run(|| 1).await, Some(1));
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst), "the abandoned job ran");
     }
 
     #[tokio::test]

@@ -34,11 +34,45 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
     };
     warden_common::telemetry::set_parent(&span, request.headers());
     let budget = Some(start + deadline::REQUEST_BUDGET);
-    let response = deadline::within(budget, next.run(request)).instrument(span.clone()).await;
+    let response = within_budget(deadline::REQUEST_BUDGET, deadline::within(budget, next.run(request)))
+        .instrument(span.clone())
+        .await;
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);
     let labels = [("method", method), ("route", route), ("status", status.to_string())];
     metrics::counter!("warden_http_requests_total", &labels).increment(1);
     metrics::histogram!("warden_http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
     response
+}
+
+/// Answers 503 `unavailable` (with `Retry-After`) once the request's budget is spent. Internal
+/// gRPC calls give up at the budget on their own; this also bounds work that has no timeout
+/// of its own, such as a database query on a connection whose server stopped answering.
+async fn within_budget(budget: std::time::Duration, work: impl std::future::Future<Output = Response>) -> Response {
+    match tokio::time::timeout(budget, work).await {
+        Ok(response) => response,
+        Err(_) => {
+            let error = warden_common::Error::unavailable("a dependency", anyhow::anyhow!("request budget spent"));
+            axum::response::IntoResponse::into_response(crate::problem::ApiError::from(error))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_request_past_its_budget_is_a_503_with_retry_after() {
+        let hung = async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Response::new(axum::body::Body::empty())
+        };
+        let response = within_budget(Duration::from_millis(20), hung).await;
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let done = within_budget(Duration::from_secs(5), async { Response::new(axum::body::Body::empty()) }).await;
+        assert_eq!(done.status(), 200);
+    }
 }
