@@ -19,7 +19,7 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
     let start = Instant::now();
     let route =
         request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let span = if warden_common::telemetry::request_spans() {
         tracing::info_span!(
             "http.server",
@@ -39,10 +39,26 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
         .await;
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);
-    let labels = [("method", method), ("route", route), ("status", status.to_string())];
+    let labels = [("method", method.to_owned()), ("route", route), ("status", status.to_string())];
     metrics::counter!("warden_http_requests_total", &labels).increment(1);
     metrics::histogram!("warden_http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
     response
+}
+
+/// The method as a metric label: the standard ones by name, any other as `other`, so a client
+/// cannot mint label values (and with them new time series) by inventing methods.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Answers 503 `unavailable` (with `Retry-After`) once the request's budget is spent. Internal
