@@ -65,7 +65,9 @@ const DOWN_FOR: Duration = Duration::from_secs(1);
 /// - Calls go to the endpoints in turn. A call that never reached its endpoint (connection
 ///   refused or timed out, stream refused by a draining server) is sent to the next one,
 ///   whatever the RPC, since nothing was done; that endpoint is then tried last for a
-///   second. Retrying is safe only for such calls, so no other retry exists. Calls that reached a server are never retried. (tonic's own balancer keeps
+///   second. A call whose connection broke after it left (the replica crashed) is sent to
+///   the next endpoint only if it is [`repeatable`]. An answer, even an error status, is
+///   never retried. (tonic's own balancer keeps
 ///   choosing an endpoint whose connection fails, so half the calls fail while one of two
 ///   replicas is down.)
 #[derive(Clone, Debug)]
@@ -142,10 +144,61 @@ impl Peers {
                     peer.down_until.store(self.now_ms() + DOWN_FOR.as_millis() as u64, Ordering::Relaxed);
                     last = Some(e);
                 }
+                // The connection broke after the call left (its replica crashed): an answer
+                // never came, so the call may or may not have run. Only a call that is safe
+                // to run twice goes to the next endpoint.
+                Err(e) if repeatable(parts.uri.path()) => {
+                    peer.down_until.store(self.now_ms() + DOWN_FOR.as_millis() as u64, Ordering::Relaxed);
+                    last = Some(e);
+                }
                 answer => return answer.map_err(Into::into),
             }
         }
         Err(last.map_or_else(|| "no endpoint".into(), Into::into))
+    }
+}
+
+/// RPCs that may run twice with the effect of running once, so a call whose connection
+/// broke before its answer came may be sent again:
+/// - reads and checks (the key service's usage counters may count such a call twice);
+/// - `Refresh`: presenting the just-rotated token again inside the replay window yields the
+///   very same successor pair (see the auth service), so a repeat rotates nothing twice;
+/// - `Logout`, `RevokeApiKey`, `AssignRole`, `UnassignRole`: setting a final state again
+///   changes nothing and answers the same (not so `RevokeSession`, whose repeat would answer
+///   `not_found`);
+/// - `GenerateAccessToken`/`GenerateRefreshToken`: signing stores nothing;
+/// - `Login`: a repeat after a lost answer opens a second session whose tokens nobody ever
+///   received (it expires unused); a wrong password lost that way counts twice toward
+///   lockout, which errs on the safe side.
+///
+/// Everything else (creating users, roles and keys, password and MFA changes, key rotation,
+/// single-use MFA tokens) is never repeated: its caller gets `unavailable` and decides.
+pub fn repeatable(path: &str) -> bool {
+    let Some((service, method)) = path.trim_start_matches('/').split_once('/') else { return false };
+    match service {
+        "warden.auth.v1.AuthService" => matches!(
+            method,
+            "Login"
+                | "Refresh"
+                | "Logout"
+                | "Authenticate"
+                | "GetVerifiedUser"
+                | "Authorize"
+                | "ListSessions"
+                | "GetUser"
+        ),
+        "warden.token.v1.TokenService" => {
+            matches!(method, "GenerateAccessToken" | "GenerateRefreshToken" | "VerifyToken" | "GetJwks")
+        }
+        "warden.key.v1.KeyService" => matches!(method, "ValidateApiKey" | "RevokeApiKey" | "ListApiKeys"),
+        "warden.rbac.v1.RbacService" => {
+            matches!(
+                method,
+                "CheckPermissions" | "GetUserRoles" | "GetRole" | "ListRoles" | "AssignRole" | "UnassignRole"
+            )
+        }
+        "grpc.health.v1.Health" => true,
+        _ => false,
     }
 }
 
