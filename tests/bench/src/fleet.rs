@@ -43,7 +43,12 @@ pub const ADMIN: &str = "bench-admin";
 pub struct Fleet {
     pub mode: Mode,
     pub procs: Vec<Proc>,
+    /// How each process was started (same order as `procs`), to start it again.
+    launches: Vec<Launch>,
+    /// The first gateway (the only one unless started with replicas).
     pub http: SocketAddr,
+    /// Every gateway replica.
+    pub gateways: Vec<SocketAddr>,
     pub grpc_auth: String,
     pub grpc_rbac: String,
     pub password: String,
@@ -55,6 +60,24 @@ pub struct Fleet {
 }
 
 const READY: Duration = Duration::from_secs(60);
+
+/// One process of the fleet: what it runs and where it listens.
+#[derive(Clone, Debug)]
+struct Launch {
+    name: String,
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
+    listen: SocketAddr,
+}
+
+/// How a replica is stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stop {
+    /// SIGKILL: a crash; nothing is drained.
+    Kill,
+    /// SIGTERM: what Kubernetes sends a pod it deletes; in-flight requests drain.
+    Term,
+}
 
 fn base_env(setup: &Setup, http_port: u16, password: &str) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
@@ -76,15 +99,33 @@ fn base_env(setup: &Setup, http_port: u16, password: &str) -> BTreeMap<String, S
     env
 }
 
+impl Launch {
+    fn spawn(&self, warden: &Path, dir: &Path) -> anyhow::Result<Proc> {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        Proc::spawn(&self.name, warden, &args, &self.env, dir)
+    }
+}
+
 impl Fleet {
     pub async fn start(mode: Mode, setup: &Setup) -> anyhow::Result<Fleet> {
-        let dir = std::env::temp_dir().join(format!("warden-bench-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir)?;
-        let password = format!("bench-admin-{}", uuid::Uuid::new_v4().simple());
+        let (dir, password) = Self::workdir()?;
         match mode {
             Mode::Embedded => Self::embedded(setup, dir, password).await,
-            Mode::Split => Self::split(setup, dir, password).await,
+            Mode::Split => Self::split(setup, dir, password, 1).await,
         }
+    }
+
+    /// Split mode with `replicas` processes of every service (gateways included), each
+    /// service's clients balanced over all of its replicas.
+    pub async fn start_replicated(setup: &Setup, replicas: usize) -> anyhow::Result<Fleet> {
+        let (dir, password) = Self::workdir()?;
+        Self::split(setup, dir, password, replicas.max(1)).await
+    }
+
+    fn workdir() -> anyhow::Result<(PathBuf, String)> {
+        let dir = std::env::temp_dir().join(format!("warden-bench-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        Ok((dir, format!("bench-admin-{}", uuid::Uuid::new_v4().simple())))
     }
 
     async fn embedded(setup: &Setup, dir: PathBuf, password: String) -> anyhow::Result<Fleet> {
@@ -93,15 +134,18 @@ impl Fleet {
         env.insert("WARDEN_HTTP_ADDR".into(), format!("127.0.0.1:{http_port}"));
         env.insert("WARDEN_GRPC_ADDR".into(), format!("127.0.0.1:{grpc_port}"));
         env.insert("WARDEN_DATABASE_URL".into(), format!("sqlite://{}/warden.db?mode=rwc", dir.display()));
-        let mut proc = Proc::spawn("warden", &setup.warden, &["serve"], &env, &dir)?;
         let http: SocketAddr = ([127, 0, 0, 1], http_port).into();
+        let launch = Launch { name: "warden".into(), args: vec!["serve".into()], env, listen: http };
+        let mut proc = launch.spawn(&setup.warden, &dir)?;
         wait_listening(&mut proc, http, READY).await?;
         wait_listening(&mut proc, ([127, 0, 0, 1], grpc_port).into(), READY).await?;
         let grpc = format!("http://127.0.0.1:{grpc_port}");
         Ok(Fleet {
             mode: Mode::Embedded,
             procs: vec![proc],
+            launches: vec![launch],
             http,
+            gateways: vec![http],
             grpc_auth: grpc.clone(),
             grpc_rbac: grpc,
             password,
@@ -112,7 +156,7 @@ impl Fleet {
         })
     }
 
-    async fn split(setup: &Setup, dir: PathBuf, password: String) -> anyhow::Result<Fleet> {
+    async fn split(setup: &Setup, dir: PathBuf, password: String, replicas: usize) -> anyhow::Result<Fleet> {
         let admin_url = setup.postgres_url.clone().context("split mode needs a PostgreSQL URL")?;
         let (redis_server, redis_url) = if setup.private_redis {
             let port = free_port()?;
@@ -132,7 +176,9 @@ impl Fleet {
         let mut fleet = Fleet {
             mode: Mode::Split,
             procs: Vec::new(),
+            launches: Vec::new(),
             http: ([127, 0, 0, 1], 0).into(),
+            gateways: Vec::new(),
             grpc_auth: String::new(),
             grpc_rbac: String::new(),
             password: password.clone(),
@@ -142,7 +188,7 @@ impl Fleet {
             redis_server,
         };
         // From here on, a failure still drops the database (the caller stops the fleet).
-        match fleet.start_split(setup, &database_url, &redis_url).await {
+        match fleet.start_split(setup, &database_url, &redis_url, replicas).await {
             Ok(()) => Ok(fleet),
             Err(e) => {
                 fleet.stop().await;
@@ -151,37 +197,82 @@ impl Fleet {
         }
     }
 
-    async fn start_split(&mut self, setup: &Setup, database_url: &str, redis_url: &str) -> anyhow::Result<()> {
-        let http_port = free_port()?;
-        let ports: Vec<(&str, u16)> = ["token", "rbac", "key", "auth"]
-            .into_iter()
-            .map(|s| Ok((s, free_port()?)))
-            .collect::<anyhow::Result<_>>()?;
-        let mut env = base_env(setup, http_port, &self.password);
+    async fn start_split(
+        &mut self,
+        setup: &Setup,
+        database_url: &str,
+        redis_url: &str,
+        replicas: usize,
+    ) -> anyhow::Result<()> {
+        let http_ports: Vec<u16> = (0..replicas).map(|_| free_port()).collect::<anyhow::Result<_>>()?;
+        let mut ports: Vec<(&str, Vec<u16>)> = Vec::new();
+        for service in ["token", "rbac", "key", "auth"] {
+            ports.push((service, (0..replicas).map(|_| free_port()).collect::<anyhow::Result<_>>()?));
+        }
+        let mut env = base_env(setup, http_ports[0], &self.password);
         env.insert("WARDEN_DATABASE_URL".into(), database_url.to_owned());
         env.insert("WARDEN_REDIS_URL".into(), redis_url.to_owned());
-        for (service, port) in &ports {
-            env.insert(format!("WARDEN_{}_ENDPOINTS", service.to_uppercase()), format!("http://127.0.0.1:{port}"));
+        for (service, ports) in &ports {
+            let endpoints: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+            env.insert(format!("WARDEN_{}_ENDPOINTS", service.to_uppercase()), endpoints.join(","));
         }
         let mut migrate = Proc::spawn("migrate", &setup.warden, &["migrate"], &env, &self.dir)?;
         let status = migrate.wait_exit(READY).await?;
         anyhow::ensure!(status.success(), "warden migrate failed:\n{}", migrate.tail());
 
-        for (service, port) in &ports {
-            let mut env = env.clone();
-            env.insert("WARDEN_GRPC_ADDR".into(), format!("127.0.0.1:{port}"));
-            let mut proc = Proc::spawn(service, &setup.warden, &["serve", "--service", service], &env, &self.dir)?;
-            wait_listening(&mut proc, ([127, 0, 0, 1], *port).into(), READY).await?;
-            self.procs.push(proc);
+        let mut launches = Vec::new();
+        for (service, ports) in &ports {
+            for (i, port) in ports.iter().enumerate() {
+                let mut env = env.clone();
+                env.insert("WARDEN_GRPC_ADDR".into(), format!("127.0.0.1:{port}"));
+                let name = if replicas == 1 { service.to_string() } else { format!("{service}-{i}") };
+                let args = vec!["serve".into(), "--service".into(), service.to_string()];
+                launches.push(Launch { name, args, env, listen: ([127, 0, 0, 1], *port).into() });
+            }
         }
-        env.insert("WARDEN_HTTP_ADDR".into(), format!("127.0.0.1:{http_port}"));
-        let mut gateway = Proc::spawn("gateway", &setup.warden, &["serve", "--service", "gateway"], &env, &self.dir)?;
-        self.http = ([127, 0, 0, 1], http_port).into();
-        wait_listening(&mut gateway, self.http, READY).await?;
-        self.procs.push(gateway);
-        let port = |name: &str| ports.iter().find(|(s, _)| *s == name).map(|(_, p)| *p).expect("service port");
-        self.grpc_auth = format!("http://127.0.0.1:{}", port("auth"));
-        self.grpc_rbac = format!("http://127.0.0.1:{}", port("rbac"));
+        for (i, port) in http_ports.iter().enumerate() {
+            let mut env = env.clone();
+            env.insert("WARDEN_HTTP_ADDR".into(), format!("127.0.0.1:{port}"));
+            let name = if replicas == 1 { "gateway".to_owned() } else { format!("gateway-{i}") };
+            let args = vec!["serve".into(), "--service".into(), "gateway".into()];
+            launches.push(Launch { name, args, env, listen: ([127, 0, 0, 1], *port).into() });
+        }
+        for launch in launches {
+            let mut proc = launch.spawn(&setup.warden, &self.dir)?;
+            wait_listening(&mut proc, launch.listen, READY).await?;
+            self.procs.push(proc);
+            self.launches.push(launch);
+        }
+        self.gateways = http_ports.iter().map(|p| SocketAddr::from(([127, 0, 0, 1], *p))).collect();
+        self.http = self.gateways[0];
+        let first = |name: &str| ports.iter().find(|(s, _)| *s == name).map(|(_, p)| p[0]).expect("service port");
+        self.grpc_auth = format!("http://127.0.0.1:{}", first("auth"));
+        self.grpc_rbac = format!("http://127.0.0.1:{}", first("rbac"));
+        Ok(())
+    }
+
+    /// Index of the process named `name` (`auth-0`, `gateway-1`, ...).
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.procs.iter().position(|p| p.name == name)
+    }
+
+    /// Stops process `index` the way `how` says and waits for it to exit.
+    pub async fn stop_one(&mut self, index: usize, how: Stop, within: Duration) -> anyhow::Result<()> {
+        let proc = &mut self.procs[index];
+        match how {
+            Stop::Kill => proc.kill(),
+            Stop::Term => proc.terminate(),
+        }
+        proc.wait_exit(within).await?;
+        Ok(())
+    }
+
+    /// Starts process `index` again, as it was first started, and waits until it listens.
+    pub async fn restart(&mut self, index: usize, warden: &Path) -> anyhow::Result<()> {
+        let launch = &self.launches[index];
+        let mut proc = launch.spawn(warden, &self.dir)?;
+        wait_listening(&mut proc, launch.listen, READY).await?;
+        self.procs[index] = proc;
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 //! targets. See BENCHMARKS.md for how to run it and what it found.
 pub mod ceiling;
 pub mod cli;
+pub mod drill;
 pub mod fixtures;
 pub mod fleet;
 pub mod http;

@@ -26,7 +26,8 @@ impl Proc {
         dir: &Path,
     ) -> anyhow::Result<Proc> {
         let log = dir.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log)?;
+        // Appended to: a replica started again keeps its earlier life's log.
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
         let err = out.try_clone()?;
         let mut cmd = Command::new(program);
         cmd.args(args).current_dir(dir).stdin(Stdio::null()).stdout(out).stderr(err).kill_on_drop(true);
@@ -52,6 +53,16 @@ impl Proc {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// SIGKILL, without waiting.
+    pub fn kill(&mut self) {
+        let _ = self.child.start_kill();
+    }
+
+    /// SIGTERM, without waiting.
+    pub fn terminate(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.pid.to_string()]).status();
     }
 
     pub async fn stop(mut self) {
