@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts every Warden service as its own process against PostgreSQL and Redis on loopback:
-# token, rbac, key and auth on gRPC ports 50061-50064, the gateway on HTTP 8080.
+# token, rbac, key and auth on gRPC ports 50061-50064 (plaintext gRPC health alone on
+# 50071-50074, Prometheus /metrics on 9091-9094), the gateway on HTTP 8080 (/metrics there).
 # Usage: deploy/split-mode.sh [path/to/warden]   (Ctrl-C stops them all)
 set -euo pipefail
 WARDEN=${1:-target/release/warden}
@@ -18,9 +19,11 @@ psql "${WARDEN_DATABASE_URL%/*}/postgres" -Atqc "SELECT 1 FROM pg_database WHERE
 
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait' EXIT INT TERM
-WARDEN_GRPC_ADDR=127.0.0.1:50061 "$WARDEN" serve --service token & pids+=($!)
-WARDEN_GRPC_ADDR=127.0.0.1:50062 "$WARDEN" serve --service rbac & pids+=($!)
-WARDEN_GRPC_ADDR=127.0.0.1:50063 "$WARDEN" serve --service key & pids+=($!)
-WARDEN_GRPC_ADDR=127.0.0.1:50064 "$WARDEN" serve --service auth & pids+=($!)
+n=1
+for service in token rbac key auth; do
+  WARDEN_GRPC_ADDR=127.0.0.1:5006$n WARDEN_HEALTH_ADDR=127.0.0.1:5007$n WARDEN_METRICS_ADDR=127.0.0.1:909$n \
+    "$WARDEN" serve --service "$service" & pids+=($!)
+  n=$((n + 1))
+done
 WARDEN_HTTP_ADDR=127.0.0.1:8080 "$WARDEN" serve --service gateway & pids+=($!)
 wait -n
