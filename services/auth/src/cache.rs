@@ -46,6 +46,16 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         entries.insert(key, (Instant::now(), value));
     }
 
+    /// Inserts unless a fresh entry exists that `keep` says must stay (a tombstone, say):
+    /// a writer records its own change this way without undoing a later one.
+    pub(crate) fn insert_unless(&self, key: K, value: V, keep: impl FnOnce(&V) -> bool) {
+        let mut entries = self.entries.lock().expect("cache lock");
+        if entries.get(&key).is_some_and(|(at, v)| at.elapsed() < self.ttl && keep(v)) {
+            return;
+        }
+        entries.insert(key, (Instant::now(), value));
+    }
+
     pub(crate) fn remove(&self, key: &K) {
         self.entries.lock().expect("cache lock").remove(key);
     }
@@ -65,6 +75,11 @@ mod tests {
         assert_eq!(cache.get(&1), None);
         cache.insert_if_absent(2, "stale");
         assert_eq!(cache.get(&2), Some("b"), "a reader does not overwrite a fresh entry");
+        cache.insert_unless(2, "newer", |v| *v == "tombstone");
+        assert_eq!(cache.get(&2), Some("newer"));
+        cache.insert(4, "tombstone");
+        cache.insert_unless(4, "live", |v| *v == "tombstone");
+        assert_eq!(cache.get(&4), Some("tombstone"), "what `keep` protects stays");
         cache.insert(3, "c");
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(cache.get(&3), None, "expired");

@@ -114,10 +114,15 @@ impl SessionStore for SqlStore {
             .filter(session::Column::RefreshExpiresAt.gt(now))
             .exec_with_returning(&self.db)
             .await?;
-        self.sessions.remove(&id);
         if let Some(row) = swapped.into_iter().next() {
-            return Ok(Rotation::Rotated(record(row)));
+            // The row as committed, so the next refresh of this session needs no read. A
+            // reader may have cached the row as it was before; that is replaced. A tombstone
+            // (the session ended after this commit) stays.
+            let rotated = record(row);
+            self.sessions.insert_unless(id, Some(rotated.clone()), Option::is_none);
+            return Ok(Rotation::Rotated(rotated));
         }
+        self.sessions.remove(&id);
         // Lost the race, or the token is stale or expired: read what the session is now.
         let row = session::Entity::find_by_id(id).one(&self.db).await?.map(record);
         Ok(match row {
