@@ -136,9 +136,9 @@ impl AuthService {
         let session_id = Uuid::new_v4();
         let expires_at = now + self.settings.session_max_age;
         let refresh_expires_at = (now + self.settings.refresh_ttl).min(expires_at);
-        let refresh =
-            self.peers.tokens.generate_refresh_token(user_id, session_id, Some(refresh_expires_at - now), None).await?;
-        let access = self.peers.tokens.generate_access_token(user_id, session_id, None).await?;
+        let ttl = Some(refresh_expires_at - now);
+        let pair = self.peers.tokens.generate_token_pair(user_id, session_id, ttl, None, None).await?;
+        let (access, refresh) = (pair.access, pair.refresh);
         let record = SessionRecord {
             id: session_id,
             user_id,
@@ -176,8 +176,8 @@ impl AuthService {
         };
         let tokens = &self.peers.tokens;
         let ttl = refresh_expires_at - rotated_at;
-        let refresh = tokens.generate_refresh_token(subject, session_id, Some(ttl), Some(seed("r"))).await?;
-        let access = tokens.generate_access_token(subject, session_id, Some(seed("a"))).await?;
+        let pair = tokens.generate_token_pair(subject, session_id, Some(ttl), Some(seed("a")), Some(seed("r"))).await?;
+        let (access, refresh) = (pair.access, pair.refresh);
         Ok(TokenPair {
             access_token: access.token,
             refresh_token: refresh.token,

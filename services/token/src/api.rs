@@ -53,6 +53,13 @@ pub struct Jwk {
     pub use_: String,
 }
 
+/// An access token and a refresh token for one session.
+#[derive(Clone, Debug)]
+pub struct IssuedPair {
+    pub access: IssuedToken,
+    pub refresh: IssuedToken,
+}
+
 /// Fixes a token's `jti` and `iat` so that issuing twice yields the same token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenSeed {
@@ -76,6 +83,20 @@ pub trait TokenApi: Send + Sync + 'static {
         ttl: Option<i64>,
         seed: Option<TokenSeed>,
     ) -> Result<IssuedToken>;
+    /// Both tokens of a login or a refresh: the same as the two calls above (one round trip
+    /// in split mode). `refresh_ttl` and the seeds as for those calls.
+    async fn generate_token_pair(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        refresh_ttl: Option<i64>,
+        access_seed: Option<TokenSeed>,
+        refresh_seed: Option<TokenSeed>,
+    ) -> Result<IssuedPair> {
+        let refresh = self.generate_refresh_token(user_id, session_id, refresh_ttl, refresh_seed).await?;
+        let access = self.generate_access_token(user_id, session_id, access_seed).await?;
+        Ok(IssuedPair { access, refresh })
+    }
     /// Checks signature, `alg`, `typ`, `kid`, `iss`, `aud`, `exp`, `nbf`. Not session liveness.
     async fn verify_token(&self, token: &str, kind: TokenKind) -> Result<VerifiedToken>;
     async fn jwks(&self) -> Result<Vec<Jwk>>;

@@ -1,6 +1,6 @@
 //! The gRPC edge of the token service: the server adapter and the remote client. Prost
 //! types stop here; both sides convert to the domain types of [`crate::api`].
-use crate::api::{IssuedToken, Jwk, SharedTokens, TokenApi, TokenKind, TokenSeed, VerifiedToken};
+use crate::api::{IssuedPair, IssuedToken, Jwk, SharedTokens, TokenApi, TokenKind, TokenSeed, VerifiedToken};
 use crate::jwks_keys::JwksKeys;
 use crate::verifier::Verifier;
 use std::sync::Arc;
@@ -99,6 +99,33 @@ impl TokenRpc for TokenGrpc {
         Ok(Response::new(token.into()))
     }
 
+    async fn generate_token_pair(
+        &self,
+        request: Request<pb::GenerateTokenPairRequest>,
+    ) -> Result<Response<pb::GeneratedTokenPair>, Status> {
+        let r = request.into_inner();
+        let (Some(a), Some(f)) = (r.access, r.refresh) else {
+            return Err(Error::validation("access and refresh are both required").into());
+        };
+        if a.user_id != f.user_id || a.session_id != f.session_id {
+            return Err(Error::validation("access and refresh must name the same user_id and session_id").into());
+        }
+        let pair = self
+            .0
+            .generate_token_pair(
+                uuid_arg("user_id", &a.user_id)?,
+                uuid_arg("session_id", &a.session_id)?,
+                (f.ttl_seconds > 0).then_some(f.ttl_seconds),
+                seed(a.jti, a.issued_at),
+                seed(f.jti, f.issued_at),
+            )
+            .await?;
+        Ok(Response::new(pb::GeneratedTokenPair {
+            access: Some(pair.access.into()),
+            refresh: Some(pair.refresh.into()),
+        }))
+    }
+
     async fn verify_token(
         &self,
         request: Request<pb::VerifyTokenRequest>,
@@ -195,6 +222,38 @@ impl TokenApi for RemoteTokens {
             issued_at,
         };
         Ok(issued(self.client.clone().generate_refresh_token(request).await?.into_inner()))
+    }
+
+    async fn generate_token_pair(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        refresh_ttl: Option<i64>,
+        access_seed: Option<TokenSeed>,
+        refresh_seed: Option<TokenSeed>,
+    ) -> Result<IssuedPair> {
+        let (access_jti, access_issued_at) = seed_fields(access_seed);
+        let (refresh_jti, refresh_issued_at) = seed_fields(refresh_seed);
+        let request = pb::GenerateTokenPairRequest {
+            access: Some(pb::GenerateAccessTokenRequest {
+                user_id: user_id.to_string(),
+                session_id: session_id.to_string(),
+                jti: access_jti,
+                issued_at: access_issued_at,
+            }),
+            refresh: Some(pb::GenerateRefreshTokenRequest {
+                user_id: user_id.to_string(),
+                session_id: session_id.to_string(),
+                ttl_seconds: refresh_ttl.unwrap_or(0),
+                jti: refresh_jti,
+                issued_at: refresh_issued_at,
+            }),
+        };
+        let pair = self.client.clone().generate_token_pair(request).await?.into_inner();
+        let (Some(access), Some(refresh)) = (pair.access, pair.refresh) else {
+            return Err(Error::unavailable("token service", anyhow::anyhow!("token pair answer lacks a token")));
+        };
+        Ok(IssuedPair { access: issued(access), refresh: issued(refresh) })
     }
 
     async fn verify_token(&self, token: &str, kind: TokenKind) -> Result<VerifiedToken> {

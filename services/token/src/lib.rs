@@ -12,7 +12,7 @@ mod service;
 mod signing_key;
 mod verifier;
 
-pub use api::{IssuedToken, Jwk, SharedTokens, TokenApi, TokenKind, TokenSeed, VerifiedToken};
+pub use api::{IssuedPair, IssuedToken, Jwk, SharedTokens, TokenApi, TokenKind, TokenSeed, VerifiedToken};
 pub use jwt::{LEEWAY_SECONDS, MAX_TOKEN_BYTES};
 pub use migrations::migrations;
 pub use service::{TokenService, TokenSettings};

@@ -166,7 +166,7 @@ impl Peers {
 /// - `Logout`, `RevokeApiKey`, `AssignRole`, `UnassignRole`: setting a final state again
 ///   changes nothing and answers the same (not so `RevokeSession`, whose repeat would answer
 ///   `not_found`);
-/// - `GenerateAccessToken`/`GenerateRefreshToken`: signing stores nothing;
+/// - `GenerateAccessToken`, `GenerateRefreshToken`, `GenerateTokenPair`: signing stores nothing;
 /// - `Login`: a repeat after a lost answer opens a second session whose tokens nobody ever
 ///   received (it expires unused); a wrong password lost that way counts twice toward
 ///   lockout, which errs on the safe side.
@@ -188,7 +188,10 @@ pub fn repeatable(path: &str) -> bool {
                 | "GetUser"
         ),
         "warden.token.v1.TokenService" => {
-            matches!(method, "GenerateAccessToken" | "GenerateRefreshToken" | "VerifyToken" | "GetJwks")
+            matches!(
+                method,
+                "GenerateAccessToken" | "GenerateRefreshToken" | "GenerateTokenPair" | "VerifyToken" | "GetJwks"
+            )
         }
         "warden.key.v1.KeyService" => matches!(method, "ValidateApiKey" | "RevokeApiKey" | "ListApiKeys"),
         "warden.rbac.v1.RbacService" => {

@@ -126,6 +126,11 @@ impl TokenServer {
         self.remote_for(AUDIENCE)
     }
 
+    /// A raw gRPC client of this server.
+    pub(crate) fn client(&self) -> warden_proto::token::v1::token_service_client::TokenServiceClient<Channel> {
+        warden_proto::token::v1::token_service_client::TokenServiceClient::new(lazy_channel(self.addr))
+    }
+
     pub(crate) fn remote_for(&self, audience: &str) -> RemoteTokens {
         RemoteTokens::new(lazy_channel(self.addr), ISSUER, audience, self.clock.clone())
     }
