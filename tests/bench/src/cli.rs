@@ -1,7 +1,9 @@
 //! The command line and the run: ceilings, then each mode's scenarios, then the report.
 use crate::fleet::{self, Fleet, Mode, Setup};
+use crate::growth::{self, GrowthPlan};
 use crate::report::{ModeReport, Report};
 use crate::scenarios::{self, Concurrency, Runner, ScenarioResult};
+use crate::seed::Population;
 use crate::{ceiling, fixtures, procs, redis_mem};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -89,6 +91,21 @@ pub struct RunArgs {
     /// Also write every figure as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Run only the cost-growth comparison (issue 11): per mode, two fleets seeded with a small
+    /// and a large population, bearer and API-key `/verify`, CheckPermissions and login
+    /// measured on both in alternating rounds. Smoke runs include it with tiny populations.
+    #[arg(long)]
+    growth: bool,
+    /// Users (each with a live session, an API key and a role) in the small and the large
+    /// population [default: 1000,1000000; smoke: 100,2000].
+    #[arg(long, value_delimiter = ',')]
+    growth_users: Vec<u64>,
+    /// Roles defined in the small and the large population [default: 10,10000; smoke: 10,100].
+    #[arg(long, value_delimiter = ',')]
+    growth_roles: Vec<u64>,
+    /// Saturation windows per figure and population [default: 3; smoke: 1].
+    #[arg(long)]
+    growth_rounds: Option<usize>,
 }
 
 /// Runs the parsed command line.
@@ -121,6 +138,8 @@ struct Plan {
     concurrency: Concurrency,
     session_logins: usize,
     cores: usize,
+    /// The cost-growth comparison, when it runs.
+    growth: Option<GrowthPlan>,
 }
 
 impl Plan {
@@ -149,7 +168,11 @@ impl Plan {
             rust_log: args.rust_log.clone(),
             extra_env: args.warden_env.clone(),
         };
+        let growth = (args.growth || args.smoke)
+            .then(|| growth_plan(&args, &setup, concurrency, duration, warmup))
+            .transpose()?;
         Ok(Plan {
+            growth,
             duration: Duration::from_secs_f64(duration),
             warmup: Duration::from_secs_f64(warmup),
             argon_duration: Duration::from_secs_f64(if args.smoke { 0.5 } else { duration.min(5.0) }),
@@ -172,6 +195,46 @@ impl Plan {
             ModeArg::Both => vec![Mode::Embedded, Mode::Split],
         }
     }
+}
+
+/// Sizes and fleets of the cost-growth comparison.
+fn growth_plan(
+    args: &RunArgs,
+    setup: &Setup,
+    concurrency: Concurrency,
+    duration: f64,
+    warmup: f64,
+) -> anyhow::Result<GrowthPlan> {
+    let pair = |flag: &str, given: &[u64], full: [u64; 2], smoke: [u64; 2]| match given {
+        [small, large] => Ok([*small, *large]),
+        [] if args.smoke => Ok(smoke),
+        [] => Ok(full),
+        _ => Err(anyhow::anyhow!("{flag} takes two numbers, SMALL,LARGE")),
+    };
+    let users = pair("--growth-users", &args.growth_users, [1_000, 1_000_000], [100, 2_000])?;
+    let roles = pair("--growth-roles", &args.growth_roles, [10, 10_000], [10, 100])?;
+    anyhow::ensure!(
+        users.iter().all(|u| *u >= growth::MIN_USERS) && roles.iter().all(|r| *r >= growth::MIN_ROLES),
+        "--growth-users needs at least {} and --growth-roles at least {}",
+        growth::MIN_USERS,
+        growth::MIN_ROLES
+    );
+    // The large fleet's data must not share a store with the small one's: a private
+    // redis-server per fleet, or another database index of the shared Redis.
+    let mut large = setup.clone();
+    if !args.private_redis {
+        large.redis_url = Some(redis_mem::with_db(&args.redis_url, (args.redis_db + 1) % 16));
+    }
+    Ok(GrowthPlan {
+        setups: [setup.clone(), large],
+        populations: [Population { users: users[0], roles: roles[0] }, Population { users: users[1], roles: roles[1] }],
+        rounds: args.growth_rounds.unwrap_or(if args.smoke { 1 } else { 3 }).max(1),
+        probes: if args.smoke { 1 } else { 5 },
+        warmup: Duration::from_secs_f64(warmup),
+        duration: Duration::from_secs_f64(duration),
+        concurrency,
+        only: args.only.clone(),
+    })
 }
 
 fn bench(args: RunArgs) -> anyhow::Result<bool> {
@@ -244,19 +307,34 @@ async fn run(plan: &Plan, client: tokio::runtime::Handle) -> anyhow::Result<Repo
         }
     );
     eprintln!("warden-bench: {settings}");
-    let mut report =
-        Report { machine: machine(), settings, argon2: Vec::new(), ceilings: Vec::new(), modes: Vec::new() };
-    if !plan.args.skip_ceilings {
+    let mut report = Report {
+        machine: machine(),
+        settings,
+        argon2: Vec::new(),
+        ceilings: Vec::new(),
+        modes: Vec::new(),
+        growth: Vec::new(),
+    };
+    // `--growth` runs the comparison alone; a smoke run runs it after everything else.
+    let regular = !plan.args.growth;
+    if regular && !plan.args.skip_ceilings {
         eprintln!("warden-bench: argon2id ceilings on {} threads", plan.cores);
         let (threads, duration) = (plan.cores, plan.argon_duration);
         report.argon2 = tokio::task::spawn_blocking(move || ceiling::argon2_rates(threads, duration)).await??;
     }
-    for mode in plan.modes() {
+    for mode in plan.modes().into_iter().filter(|_| regular) {
         eprintln!("warden-bench: starting {mode}");
         let mut fleet = Fleet::start(mode, &plan.setup).await?;
         let result = run_mode(plan, &client, &mut fleet, &mut report).await;
         fleet.stop().await;
         report.modes.push(result?);
+    }
+    if let Some(growth_plan) = plan.growth.as_ref().filter(|g| g.any_wanted()) {
+        for mode in plan.modes() {
+            let started = std::time::Instant::now();
+            report.growth.push(growth::run(growth_plan, mode, &client).await?);
+            eprintln!("warden-bench: [growth] {mode} took {:.0} s", started.elapsed().as_secs_f64());
+        }
     }
     Ok(report)
 }

@@ -13,7 +13,7 @@ pub fn with_db(base: &str, db: u8) -> String {
     format!("{scheme}://{host}/{db}")
 }
 
-async fn connect(url: &str) -> anyhow::Result<Client> {
+pub(crate) async fn connect(url: &str) -> anyhow::Result<Client> {
     let client = Builder::from_config(Config::from_url(url)?).build()?;
     client.init().await.context("connect to redis")?;
     Ok(client)

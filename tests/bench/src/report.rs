@@ -1,6 +1,7 @@
 //! The run's results as markdown: ceilings, one table per mode, and the issue's targets.
 use crate::ceiling::ArgonRate;
 use crate::fleet::Mode;
+use crate::growth::{self, GrowthReport};
 use crate::redis_mem::SessionBytes;
 use crate::scenarios::{self as sc, Phase, ScenarioResult};
 use serde::Serialize;
@@ -25,6 +26,8 @@ pub struct Report {
     pub argon2: Vec<ArgonRate>,
     pub ceilings: Vec<ScenarioResult>,
     pub modes: Vec<ModeReport>,
+    /// The cost-growth comparison (`--growth`, and in smoke runs), per mode.
+    pub growth: Vec<GrowthReport>,
 }
 
 fn f0(x: f64) -> String {
@@ -77,6 +80,9 @@ impl Report {
         self.ceiling_table(&mut md);
         for mode in &self.modes {
             self.mode_tables(&mut md, mode);
+        }
+        for g in &self.growth {
+            growth_tables(&mut md, g);
         }
         self.targets(&mut md);
         md
@@ -352,6 +358,23 @@ impl Report {
             let bytes = b.per_session();
             row("Redis bytes per session", Mode::Split, format!("{bytes:.0} B"), "≤ 512 B".into(), bytes <= 512.0);
         }
+        for g in &self.growth {
+            let [small, large] = g.populations;
+            for f in g.figures.iter().filter(|f| f.has_target) {
+                row(
+                    &format!("cost growth: {}, {}", f.name, growth_span(small, large)),
+                    g.mode,
+                    format!(
+                        "{} → {} req/s ({})",
+                        f0(f.median_of(0, |p| p.rps)),
+                        f0(f.median_of(1, |p| p.rps)),
+                        percent(f.slowdown())
+                    ),
+                    format!("≤ {:.0} % slower", growth::TARGET_SLOWDOWN * 100.0),
+                    f.met(),
+                );
+            }
+        }
         rows
     }
 
@@ -366,6 +389,102 @@ impl Report {
         }
         md.push('\n');
     }
+}
+
+/// `1,000 → 1,000,000 users, sessions, keys; 10 → 10,000 roles`.
+fn growth_span(small: crate::seed::Population, large: crate::seed::Population) -> String {
+    use crate::seed::thousands;
+    format!(
+        "{} → {} users, sessions, keys; {} → {} roles",
+        thousands(small.users),
+        thousands(large.users),
+        thousands(small.roles),
+        thousands(large.roles)
+    )
+}
+
+/// A slowdown as a signed percentage (negative: the large population was faster).
+fn percent(x: f64) -> String {
+    if !x.is_finite() {
+        return "—".into();
+    }
+    let p = x * 100.0;
+    if p >= 0.0 { format!("{p:.1} % slower") } else { format!("{:.1} % faster", -p) }
+}
+
+fn growth_tables(md: &mut String, g: &GrowthReport) {
+    let [small, large] = g.populations;
+    let _ = writeln!(md, "### Cost growth: {}\n", g.mode);
+    let _ = writeln!(
+        md,
+        "Small population: {}. Large: {}. Seeded straight into the stores in {:.1} s and {:.1} s. Two fleets run \
+         side by side, one per population; every figure is the median of {} saturation windows per fleet, the \
+         fleets taking turns (small then large, then large then small, …), so a disturbance of the machine lands \
+         on both.\n",
+        small.describe(g.mode),
+        large.describe(g.mode),
+        g.seed_seconds[0],
+        g.seed_seconds[1],
+        g.rounds
+    );
+    if g.figures.is_empty() && g.reload_ms[0].is_empty() {
+        return;
+    }
+    md.push_str(
+        "| figure | cost may grow with | small | large | large vs small | Warden CPU µs/req small → large \
+         | PG+Redis CPU µs/req small → large | p50 ms small → large | other cores (max) | target | verdict |\n",
+    );
+    md.push_str("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | --- |\n");
+    for f in &g.figures {
+        let m = |side: usize, get: fn(&Phase) -> f64| f.median_of(side, get);
+        let (target, verdict) = if f.has_target {
+            (format!("≤ {:.0} % slower", growth::TARGET_SLOWDOWN * 100.0), if f.met() { "met" } else { "MISSED" })
+        } else {
+            ("none in the issue".to_owned(), "—")
+        };
+        let _ = writeln!(
+            md,
+            "| {} req/s | {} | {} | {} | {} | {} → {} | {} → {} | {} → {} | {:.2} | {} | {} |",
+            f.name,
+            f.grows_with,
+            f0(m(0, |p| p.rps)),
+            f0(m(1, |p| p.rps)),
+            percent(f.slowdown()),
+            f0(m(0, |p| p.cpu_us_per_req)),
+            f0(m(1, |p| p.cpu_us_per_req)),
+            f0(m(0, |p| p.stores_us_per_req)),
+            f0(m(1, |p| p.stores_us_per_req)),
+            lat(m(0, |p| p.p50_ms)),
+            lat(m(1, |p| p.p50_ms)),
+            f.max_other_cores(),
+            target,
+            verdict
+        );
+    }
+    if !g.reload_ms[0].is_empty() {
+        let (s, l) = (growth::median(g.reload_ms[0].iter().copied()), growth::median(g.reload_ms[1].iter().copied()));
+        let _ = writeln!(
+            md,
+            "| first CheckPermissions after a role is created, ms (role graph read again; median of {}) | roles | \
+             {} | {} | {:.1}× | — | — | — | — | none in the issue | — |",
+            g.reload_ms[0].len(),
+            lat(s),
+            lat(l),
+            l / s.max(1e-9)
+        );
+    }
+    md.push_str("\nReq/s per round, small / large:\n\n");
+    for f in &g.figures {
+        let rounds: Vec<String> =
+            f.phases[0].iter().zip(&f.phases[1]).map(|(s, l)| format!("{} / {}", f0(s.rps), f0(l.rps))).collect();
+        let _ = writeln!(md, "- {}: {}", f.name, rounds.join("; "));
+    }
+    let _ = writeln!(
+        md,
+        "\nRSS after the measurements, MiB: small {}; large {}.\n",
+        mib_list(&g.processes, &g.rss_mib[0]),
+        mib_list(&g.processes, &g.rss_mib[1])
+    );
 }
 
 fn fixed_cell(p: Option<&Phase>) -> String {
@@ -393,6 +512,7 @@ mod tests {
             settings: String::new(),
             argon2: vec![argon],
             ceilings: vec![scenario(sc::CEILING_JWT, 40_000.0, 1.0), scenario(sc::CEILING_STATIC, 80_000.0, 1.0)],
+            growth: Vec::new(),
             modes: vec![ModeReport {
                 mode: Mode::Embedded,
                 processes: vec!["warden".into()],

@@ -244,6 +244,21 @@ impl Runner {
         })
     }
 
+    /// Saturation only, one closed-loop window (the cost-growth comparison runs many).
+    pub async fn saturation(&self, spec: Spec) -> anyhow::Result<ScenarioResult> {
+        self.reset_peaks();
+        let workers = self.workers(spec.load, spec.connections).await?;
+        let (_, saturation) = self.phase(workers, Pace::Closed).await;
+        Ok(ScenarioResult {
+            name: spec.name,
+            connections: spec.connections,
+            saturation,
+            fixed: None,
+            peak_rss_mib: self.peaks(),
+            flood: None,
+        })
+    }
+
     /// Bearer `/verify` at a fixed rate, alone and then while `login_connections` flood logins.
     pub async fn flood(
         &self,
