@@ -72,7 +72,7 @@ async fn a_login_is_one_trace_across_gateway_auth_and_token_services() {
     let auth = spans(&exporter, "warden.auth.v1.AuthService/Login", |_| true).await;
     assert_eq!(auth[0].span_context.trace_id(), trace, "the auth service joins the gateway's trace");
     assert_eq!(auth[0].parent_span_id, gateway[0].span_context.span_id());
-    let token = spans(&exporter, "warden.token.v1.TokenService/GenerateAccessToken", |_| true).await;
+    let token = spans(&exporter, "warden.token.v1.TokenService/GenerateTokenPair", |_| true).await;
     assert!(token.iter().all(in_trace), "the token service joins it too");
     assert!(token.iter().all(|s| s.parent_span_id == auth[0].span_context.span_id()));
 
