@@ -77,15 +77,16 @@ def gateway_get_routes() -> set[str]:
 # What each role needs, from `build()` in services/warden/src/app.rs (the assertions in
 # test_needs_table_matches_app_rs keep this table honest).
 NEEDS_DATABASE = {"auth", "token", "key", "rbac"}
-NEEDS_REDIS = {"auth", "key", GATEWAY}
+NEEDS_REDIS = {"auth", "key", "rbac", GATEWAY}
 PEERS = {"auth": {"token", "key", "rbac"}, GATEWAY: {"auth", "token", "key", "rbac"}}
 
 
 def test_needs_table_matches_app_rs():
     app = source("services/warden/src/app.rs")
     assert "let needs_db = role != ServiceRole::Gateway;" in app
-    # redis: sessions (auth), key state (key), shared per-client throttling (gateway)
-    assert "matches!(role, ServiceRole::All | ServiceRole::Auth | ServiceRole::Key | ServiceRole::Gateway)" in app
+    # redis: sessions (auth), key state (key), the change epoch (rbac), shared per-client
+    # throttling (gateway): every role but the token service
+    assert "let redis = if role != ServiceRole::Token { open_redis(config).await? } else { None };" in app
     # token, key and rbac clients for auth and gateway; an auth client for the gateway.
     assert app.count("None if matches!(role, ServiceRole::Auth | ServiceRole::Gateway)") == 3
     assert "None if role == ServiceRole::Gateway => Some(Arc::new(warden_auth::grpc::RemoteAuth" in app

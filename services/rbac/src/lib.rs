@@ -12,6 +12,7 @@ pub mod service;
 
 mod cache;
 mod decision;
+mod epoch;
 mod graph;
 mod store;
 mod validate;

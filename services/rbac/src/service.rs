@@ -3,6 +3,7 @@
 use crate::api::{Decision, NewRole, RbacApi, Role, UserRoles};
 use crate::cache::GraphCache;
 use crate::decision::decide;
+use crate::epoch::{Epoch, VIEW_MAX_AGE};
 use crate::graph::RoleGraph;
 use crate::store::{self, assignments, roles};
 use crate::validate::{self, MAX_CHECKED_PERMISSIONS, is_role_name};
@@ -10,6 +11,7 @@ use sea_orm::DatabaseConnection;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use uuid::Uuid;
 use warden_common::{Error, ErrorCode, Result};
 
@@ -17,20 +19,40 @@ pub struct RbacService {
     db: DatabaseConnection,
     /// Role definitions only; assignments are read on every request.
     graph: GraphCache,
-    /// Only when this process is the sole writer (see [`RbacService::sole_writer`]).
-    views: Option<Mutex<HashMap<Uuid, UserView>>>,
-    /// Bumped by every change, so a view loaded across a change is not kept.
+    /// Users' views, kept when this process is the sole writer
+    /// ([`RbacService::sole_writer`]) or when changes are announced through Redis
+    /// ([`RbacService::with_epoch`]); otherwise every decision reads the database.
+    views: Option<Mutex<HashMap<Uuid, Kept>>>,
+    /// Bumped by every change in this process, so a view loaded across a change is not kept.
     changes: AtomicU64,
+    /// The change epoch shared with the other replicas, when there are any.
+    epoch: Option<Epoch>,
 }
 
 type UserView = (Vec<String>, Arc<RoleGraph>);
+
+/// A kept view: the epoch it was loaded under (0 for the sole writer) and when.
+struct Kept {
+    epoch: i64,
+    loaded: Instant,
+    view: UserView,
+}
 
 /// Users whose views are kept before the table is emptied.
 const VIEW_CAPACITY: usize = 100_000;
 
 impl RbacService {
     pub fn new(db: DatabaseConnection) -> Self {
-        RbacService { db, graph: GraphCache::new(), views: None, changes: AtomicU64::new(0) }
+        RbacService { db, graph: GraphCache::new(), views: None, changes: AtomicU64::new(0), epoch: None }
+    }
+
+    /// For replicas sharing a database: views are kept and checked against the change epoch
+    /// in Redis on every decision (see [`crate::epoch`]), so a change made through any
+    /// replica holds from the next request on, without a database query per decision.
+    pub fn with_epoch(mut self, redis: fred::clients::Client) -> Self {
+        self.views = Some(Mutex::new(HashMap::new()));
+        self.epoch = Some(Epoch::new(redis));
+        self
     }
 
     /// For the embedded process on SQLite, which no other process writes: every change goes
@@ -42,19 +64,37 @@ impl RbacService {
         self
     }
 
-    fn forget_views(&self) {
+    /// After a committed change: drops this process's views and, with replicas, moves the
+    /// shared epoch so theirs stop being used too. Fails (503) if it cannot announce it.
+    async fn changed(&self) -> Result<()> {
         self.changes.fetch_add(1, Ordering::SeqCst);
         if let Some(views) = &self.views {
             views.lock().expect("rbac view lock").clear();
+        }
+        match &self.epoch {
+            Some(epoch) => epoch.advance().await,
+            None => Ok(()),
         }
     }
 
     async fn user_view(&self, user_id: Uuid) -> Result<UserView> {
         let Some(views) = &self.views else { return self.load_view(user_id).await };
-        if let Some(view) = views.lock().expect("rbac view lock").get(&user_id) {
-            return Ok(view.clone());
+        let epoch = match &self.epoch {
+            None => 0,
+            Some(shared) => match shared.current().await {
+                Some(epoch) => epoch,
+                // Nobody can say whether a kept view is current: ask the database.
+                None => return self.load_view(user_id).await,
+            },
+        };
+        if let Some(kept) = views.lock().expect("rbac view lock").get(&user_id)
+            && kept.epoch == epoch
+            && kept.loaded.elapsed() < VIEW_MAX_AGE
+        {
+            return Ok(kept.view.clone());
         }
         let before = self.changes.load(Ordering::SeqCst);
+        let loaded = Instant::now();
         let view = self.load_view(user_id).await?;
         let mut views = views.lock().expect("rbac view lock");
         if self.changes.load(Ordering::SeqCst) != before {
@@ -63,7 +103,7 @@ impl RbacService {
         if views.len() >= VIEW_CAPACITY {
             views.clear();
         }
-        views.insert(user_id, view.clone());
+        views.insert(user_id, Kept { epoch, loaded, view: view.clone() });
         Ok(view)
     }
 
@@ -119,7 +159,7 @@ impl RbacApi for RbacService {
     async fn create_role(&self, role: NewRole) -> Result<Role> {
         let role = validate::new_role(role)?;
         roles::create(&self.db, &role).await?;
-        self.forget_views();
+        self.changed().await?;
         tracing::info!(role = %role.name, permissions = ?role.permissions, inherits = ?role.inherits, "role created");
         Ok(Role { name: role.name, permissions: role.permissions, inherits: role.inherits, builtin: false })
     }
@@ -136,7 +176,7 @@ impl RbacApi for RbacService {
     async fn delete_role(&self, name: &str) -> Result<()> {
         existing_name(name)?;
         roles::delete(&self.db, name).await?;
-        self.forget_views();
+        self.changed().await?;
         tracing::info!(role = %name, "role deleted");
         Ok(())
     }
@@ -144,7 +184,7 @@ impl RbacApi for RbacService {
     async fn assign_role(&self, user_id: Uuid, role: &str) -> Result<()> {
         existing_name(role)?;
         assignments::assign(&self.db, user_id, role).await?;
-        self.forget_views();
+        self.changed().await?;
         tracing::info!(%user_id, role, "role assigned");
         Ok(())
     }
@@ -152,7 +192,7 @@ impl RbacApi for RbacService {
     async fn unassign_role(&self, user_id: Uuid, role: &str) -> Result<()> {
         existing_name(role)?;
         assignments::unassign(&self.db, user_id, role).await?;
-        self.forget_views();
+        self.changed().await?;
         tracing::info!(%user_id, role, "role unassigned");
         Ok(())
     }

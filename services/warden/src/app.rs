@@ -88,11 +88,7 @@ async fn build(
 ) -> anyhow::Result<(LocalServices, Option<(Services, Arc<ClientThrottle>)>)> {
     let needs_db = role != ServiceRole::Gateway;
     let db = if needs_db { Some(open_database(config).await?) } else { None };
-    let redis = if matches!(role, ServiceRole::All | ServiceRole::Auth | ServiceRole::Key | ServiceRole::Gateway) {
-        open_redis(config).await?
-    } else {
-        None
-    };
+    let redis = if role != ServiceRole::Token { open_redis(config).await? } else { None };
     let mut local = LocalServices::default();
     let runs = |r: ServiceRole| role == ServiceRole::All || role == r;
 
@@ -104,7 +100,12 @@ async fn build(
         let db = db.clone().expect("database opened");
         let embedded = role == ServiceRole::All && db.get_database_backend() == sea_orm::DbBackend::Sqlite;
         let rbac = RbacService::new(db);
-        local.rbac = Some(Arc::new(if embedded { rbac.sole_writer() } else { rbac }));
+        local.rbac = Some(Arc::new(match &redis {
+            _ if embedded => rbac.sole_writer(),
+            // Replicas share the database: views are kept, checked against the change epoch.
+            Some(client) => rbac.with_epoch(client.clone()),
+            None => rbac,
+        }));
     }
     if runs(ServiceRole::Key) {
         let db = db.clone().expect("database opened");

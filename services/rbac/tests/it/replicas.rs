@@ -78,3 +78,48 @@ async fn an_unmigrated_database_is_not_ready_and_decides_nothing() {
     let failed = api.check_permissions(Uuid::new_v4(), &permissions, None).await.expect_err("no tables");
     assert_eq!(failed.code, ErrorCode::Unavailable);
 }
+
+/// Replicas that keep users' views and check them against the change epoch in Redis
+/// (split mode): every change through one holds on the other's next decision, each
+/// decision made twice so the second comes from the kept view, and losing the epoch in
+/// Redis changes no answer.
+#[tokio::test]
+async fn replicas_keeping_views_decide_on_the_latest_change() {
+    let test = "replicas_keeping_views_decide_on_the_latest_change";
+    let Some(url) = Backend::Postgres.url(test).await else { return };
+    let Some(redis_url) = testing::redis_url(test) else { return };
+    let replica = || async {
+        let redis = warden_common::redis::connect(&redis_url).await.expect("redis");
+        Arc::new(RbacService::new(connect(&url).await).with_epoch(redis)) as SharedRbac
+    };
+    let (a, b) = (replica().await, replica().await);
+    let twice = |api: SharedRbac, user: Uuid, permission: &'static str| async move {
+        let first = check(&api, user, permission, None).await;
+        let second = check(&api, user, permission, None).await;
+        assert_eq!(first, second, "a kept view decides as the database does");
+        second
+    };
+    create(&a, "viewer", &["docs:read"], &[]).await;
+    create(&a, "editor", &["docs:write"], &["viewer"]).await;
+    let user = Uuid::new_v4();
+    assert_denied(&twice(b.clone(), user, "docs:read").await, ErrorCode::InsufficientPermissions);
+
+    a.assign_role(user, "editor").await.expect("assign");
+    assert!(twice(b.clone(), user, "docs:read").await.allowed, "an assignment holds at once");
+    a.delete_role("viewer").await.expect("delete viewer");
+    assert_denied(&twice(b.clone(), user, "docs:read").await, ErrorCode::InsufficientPermissions);
+    assert!(twice(b.clone(), user, "docs:write").await.allowed);
+
+    // Redis loses the epoch: nothing kept may be trusted, and nothing changes.
+    let raw = warden_common::redis::connect(&redis_url).await.expect("redis");
+    let _: i64 = fred::interfaces::KeysInterface::del(&raw, "warden:rbac:epoch").await.expect("del");
+    assert!(twice(b.clone(), user, "docs:write").await.allowed);
+    a.unassign_role(user, "editor").await.expect("unassign");
+    assert_denied(&twice(b.clone(), user, "docs:write").await, ErrorCode::InsufficientPermissions);
+    assert!(b.get_user_roles(user).await.expect("roles").roles.is_empty());
+
+    // A change through B holds on A, whose view of the user was kept before it.
+    assert_denied(&twice(a.clone(), user, "docs:write").await, ErrorCode::InsufficientPermissions);
+    b.assign_role(user, "editor").await.expect("assign through b");
+    assert!(twice(a.clone(), user, "docs:write").await.allowed);
+}
