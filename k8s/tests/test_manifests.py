@@ -493,9 +493,12 @@ def test_prod_services_talk_mutual_tls(docs, overlay):
         mounts = {m["name"]: m for m in container["volumeMounts"]}
         assert volumes["tls"]["secret"]["secretName"] == "warden-tls", name
         assert mounts["tls"]["readOnly"] is True, name
+        # Renewals reach a whole-volume mount only (a subPath mount never sees them), and the
+        # services reload the files when they change.
+        assert "subPath" not in mounts["tls"], name
         directory = mounts["tls"]["mountPath"]
         files = {"WARDEN_TLS_CERT": "tls.crt", "WARDEN_TLS_KEY": "tls.key", "WARDEN_TLS_CA": "ca.crt"}
         for variable, file in files.items():
             assert env[variable] == f"{directory}/{file}", (name, variable)
-    assert "tls.client()" in source("shared/common/src/grpc.rs")
-    assert "tls.server()" in source("services/warden/src/app.rs")
+    assert "tls.connector()" in source("shared/common/src/grpc.rs")
+    assert "tls.incoming(listener)" in source("services/warden/src/app.rs")

@@ -39,6 +39,8 @@ pub struct Warden {
     pub health_addr: Option<SocketAddr>,
     /// The Prometheus listener (`WARDEN_METRICS_ADDR`), when configured.
     pub metrics_addr: Option<SocketAddr>,
+    /// The mutual-TLS material in use (`WARDEN_TLS_*`), reloaded when its files change.
+    pub tls: Option<Tls>,
     /// The services this process runs locally, for in-process callers (tests, CLI).
     pub local: LocalServices,
     stop: watch::Sender<bool>,
@@ -221,6 +223,15 @@ impl Warden {
         let (local, gateway) = build(&config, role, &clock, tls.as_ref()).await?;
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
+        if let Some(tls) = tls.clone() {
+            let (every, mut stopped) = (config.tls_reload_interval, stopped.clone());
+            tasks.push(tokio::spawn(async move {
+                tls.watch(every, async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+            }));
+        }
 
         if let Some(task) = local.auth.clone().and_then(|auth| bootstrap_admin(&config, auth)) {
             // All-in-one: finish before serving, so the first login already works.
@@ -296,7 +307,7 @@ impl Warden {
             None => None,
         };
         tracing::info!(service = %role, http = ?http_addr, grpc = ?grpc_addr, metrics = ?metrics_addr, "warden is serving");
-        Ok(Warden { http_addr, grpc_addr, health_addr, metrics_addr, local, stop, tasks })
+        Ok(Warden { http_addr, grpc_addr, health_addr, metrics_addr, tls, local, stop, tasks })
     }
 
     /// Stops accepting, lets in-flight requests finish (bounded), and returns.
@@ -382,11 +393,7 @@ async fn serve_grpc(
             }
         }));
     }
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = options.tls {
-        builder = builder.tls_config(tls.server()).context("WARDEN_TLS_CERT: unusable TLS material")?;
-    }
-    let router = builder
+    let router = tonic::transport::Server::builder()
         .layer(grpc::ObserveLayer)
         .layer(crate::grpc_limits::layer())
         .add_service(health)
@@ -395,14 +402,23 @@ async fn serve_grpc(
         .add_optional_service(tokens)
         .add_optional_service(keys)
         .add_optional_service(rbac);
+    let tls = options.tls.cloned();
     tasks.push(tokio::spawn(async move {
-        // Small request/response pairs: without TCP_NODELAY, Nagle + delayed ACK holds each
-        // reply ~40 ms on a busy connection (split-mode refresh went 346 -> 2,025/s with it).
-        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let shutdown = async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
-        if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
+        // Small request/response pairs: without TCP_NODELAY, Nagle + delayed ACK holds each
+        // reply ~40 ms on a busy connection (split-mode refresh went 346 -> 2,025/s with it).
+        // The TLS listener sets it too, and shakes hands with the certificates current when
+        // each connection comes (they are reloaded).
+        let served = match tls {
+            Some(tls) => router.serve_with_incoming_shutdown(tls.incoming(listener), shutdown).await,
+            None => {
+                let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+                router.serve_with_incoming_shutdown(incoming, shutdown).await
+            }
+        };
+        if let Err(e) = served {
             tracing::error!(error = %e, "grpc server failed");
         }
     }));

@@ -71,6 +71,10 @@ pub struct Config {
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
     pub tls_ca: Option<String>,
+    /// How often the TLS files are looked at for a renewal. Not a setting (no variable):
+    /// tests shorten it.
+    #[serde(skip, default = "default_tls_reload_interval")]
+    pub tls_reload_interval: std::time::Duration,
     /// Concurrent password hashes; 0 means one per CPU core.
     pub hash_concurrency: i64,
     pub log_format: LogFormat,
@@ -113,11 +117,16 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             tls_ca: None,
+            tls_reload_interval: default_tls_reload_interval(),
             hash_concurrency: 0,
             log_format: LogFormat::Text,
             auto_migrate: true,
         }
     }
+}
+
+fn default_tls_reload_interval() -> std::time::Duration {
+    crate::tls::RELOAD_INTERVAL
 }
 
 /// A configuration error: always names the setting.
@@ -297,5 +306,13 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("WARDEN_METRICS_ADDR"));
         let c = Config { health_addr: Some("nope".into()), ..Config::default() };
         assert!(c.validate().unwrap_err().to_string().contains("WARDEN_HEALTH_ADDR"));
+    }
+
+    #[test]
+    fn the_tls_reload_interval_is_not_a_setting() {
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        assert!(defaults.get("tls_reload_interval").is_none());
+        let read: Config = serde_json::from_value(serde_json::json!({ "tls_reload_interval": 1 })).unwrap();
+        assert_eq!(read.tls_reload_interval, crate::tls::RELOAD_INTERVAL);
     }
 }

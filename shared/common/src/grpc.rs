@@ -39,16 +39,19 @@ pub fn channel(setting: &str, endpoints: &[String], tls: Option<&Tls>) -> anyhow
                 (Some(_), Some(rest)) => format!("https://{rest}"),
                 _ => e.clone(),
             };
-            let endpoint = Endpoint::from_shared(url)
-                .map_err(|_| bad())?
-                .connect_timeout(Duration::from_secs(2))
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(30));
             let endpoint = match tls {
-                Some(tls) => endpoint.tls_config(tls.client()).map_err(|err| bad().context(err))?,
-                None => endpoint,
-            };
-            Ok(endpoint.connect_lazy())
+                // TLS by Warden's connector, with the certificate and CA current at each new
+                // connection (they are reloaded); tonic adds no TLS of its own.
+                Some(tls) => tls.endpoint(&url).map_err(|err| bad().context(err))?,
+                None => Endpoint::from_shared(url).map_err(|_| bad())?,
+            }
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30));
+            Ok(match tls {
+                Some(tls) => endpoint.connect_with_connector_lazy(tls.connector()),
+                None => endpoint.connect_lazy(),
+            })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(PeerChannel::balanced(channels))
