@@ -31,6 +31,11 @@ pub const LIVENESS_SERVICE: &str = "warden.liveness";
 /// How long in-flight requests get to finish after SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest an accepted gRPC connection lives before it is asked to go (see `serve_grpc`).
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(600);
+/// How long its calls in flight then have to finish.
+const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(30);
+
 /// A running process. Dropping it does not stop it; call [`Warden::shutdown`].
 pub struct Warden {
     pub http_addr: Option<SocketAddr>,
@@ -394,6 +399,11 @@ async fn serve_grpc(
         }));
     }
     let router = tonic::transport::Server::builder()
+        // Callers reconnect now and then (GOAWAY; calls in flight finish, new ones go to a
+        // fresh connection): load spreads over replicas added behind one address since, and
+        // no connection outlives a retired certificate or CA for long.
+        .max_connection_age(MAX_CONNECTION_AGE)
+        .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
         .layer(grpc::ObserveLayer)
         .layer(crate::grpc_limits::layer())
         .add_service(health)
