@@ -378,7 +378,7 @@ async fn drive(args: &DrillArgs, setup: &Setup, fleet: &mut Fleet) -> anyhow::Re
     }
     if args.stop == Stop::Term {
         for &v in &victims {
-            fleet.stop_one(v, Stop::Term, Duration::from_secs(30)).await?;
+            fleet.procs[v].wait_exit(Duration::from_secs(30)).await?;
         }
     }
     let stopped_in = stopping.elapsed();
