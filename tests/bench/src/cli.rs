@@ -103,7 +103,7 @@ pub struct RunArgs {
     /// Roles defined in the small and the large population [default: 10,10000; smoke: 10,100].
     #[arg(long, value_delimiter = ',')]
     growth_roles: Vec<u64>,
-    /// Saturation windows per figure and population [default: 3; smoke: 1].
+    /// Saturation windows per figure and population [default: 5; smoke: 1].
     #[arg(long)]
     growth_rounds: Option<usize>,
 }
@@ -228,7 +228,7 @@ fn growth_plan(
     Ok(GrowthPlan {
         setups: [setup.clone(), large],
         populations: [Population { users: users[0], roles: roles[0] }, Population { users: users[1], roles: roles[1] }],
-        rounds: args.growth_rounds.unwrap_or(if args.smoke { 1 } else { 3 }).max(1),
+        rounds: args.growth_rounds.unwrap_or(if args.smoke { 1 } else { 5 }).max(1),
         probes: if args.smoke { 1 } else { 5 },
         warmup: Duration::from_secs_f64(warmup),
         duration: Duration::from_secs_f64(duration),
