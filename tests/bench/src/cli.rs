@@ -261,7 +261,7 @@ fn bench(args: RunArgs) -> anyhow::Result<bool> {
 
 /// Every scenario that ran had successes (the smoke criterion; also checked on full runs).
 fn all_ran(report: &Report) -> bool {
-    let mut ok = report.argon2.iter().all(|a| a.per_second > 0.0);
+    let mut ok = report.argon2.iter().all(|a| a.per_second > 0.0) && report.failures.is_empty();
     let phases = report.ceilings.iter().chain(report.modes.iter().flat_map(|m| m.scenarios.iter()));
     for s in phases {
         let fixed_ok = s.fixed.as_ref().is_none_or(|f| f.ok > 0);
@@ -314,6 +314,7 @@ async fn run(plan: &Plan, client: tokio::runtime::Handle) -> anyhow::Result<Repo
         ceilings: Vec::new(),
         modes: Vec::new(),
         growth: Vec::new(),
+        failures: Vec::new(),
     };
     // `--growth` runs the comparison alone; a smoke run runs it after everything else.
     let regular = !plan.args.growth;
@@ -332,7 +333,14 @@ async fn run(plan: &Plan, client: tokio::runtime::Handle) -> anyhow::Result<Repo
     if let Some(growth_plan) = plan.growth.as_ref().filter(|g| g.any_wanted()) {
         for mode in plan.modes() {
             let started = std::time::Instant::now();
-            report.growth.push(growth::run(growth_plan, mode, &client).await?);
+            // A failure in one mode keeps what the other measured (and fails the run).
+            match growth::run(growth_plan, mode, &client).await {
+                Ok(g) => report.growth.push(g),
+                Err(e) => {
+                    eprintln!("warden-bench: [growth] {mode} failed: {e:#}");
+                    report.failures.push(format!("cost growth, {mode}: {e:#}"));
+                }
+            }
             eprintln!("warden-bench: [growth] {mode} took {:.0} s", started.elapsed().as_secs_f64());
         }
     }

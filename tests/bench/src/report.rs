@@ -28,6 +28,8 @@ pub struct Report {
     pub modes: Vec<ModeReport>,
     /// The cost-growth comparison (`--growth`, and in smoke runs), per mode.
     pub growth: Vec<GrowthReport>,
+    /// Parts of the run that failed (the run then fails too).
+    pub failures: Vec<String>,
 }
 
 fn f0(x: f64) -> String {
@@ -83,6 +85,9 @@ impl Report {
         }
         for g in &self.growth {
             growth_tables(&mut md, g);
+        }
+        for f in &self.failures {
+            let _ = writeln!(md, "**Failed:** {f}\n");
         }
         self.targets(&mut md);
         md
@@ -521,6 +526,7 @@ mod tests {
             argon2: vec![argon],
             ceilings: vec![scenario(sc::CEILING_JWT, 40_000.0, 1.0), scenario(sc::CEILING_STATIC, 80_000.0, 1.0)],
             growth: Vec::new(),
+            failures: Vec::new(),
             modes: vec![ModeReport {
                 mode: Mode::Embedded,
                 processes: vec!["warden".into()],
