@@ -69,8 +69,10 @@ async fn a_login_is_one_trace_across_gateway_auth_and_token_services() {
     let gateway = spans(&exporter, "POST /api/v1/auth/login", in_trace).await;
     assert_eq!(gateway.len(), 1, "the gateway continues the caller's trace");
     assert_eq!(gateway[0].parent_span_id, SpanId::from_hex(PARENT_SPAN).unwrap());
-    let auth = spans(&exporter, "warden.auth.v1.AuthService/Login", |_| true).await;
-    assert_eq!(auth[0].span_context.trace_id(), trace, "the auth service joins the gateway's trace");
+    // Filtered by trace: a login made while waiting for the bootstrap admin was, now and
+    // then, recorded only after the reset above (seen about one run in three).
+    let auth = spans(&exporter, "warden.auth.v1.AuthService/Login", in_trace).await;
+    assert_eq!(auth.len(), 1, "the auth service joins the gateway's trace, once");
     assert_eq!(auth[0].parent_span_id, gateway[0].span_context.span_id());
     let token = spans(&exporter, "warden.token.v1.TokenService/GenerateTokenPair", |_| true).await;
     assert!(token.iter().all(in_trace), "the token service joins it too");
