@@ -62,7 +62,9 @@ pub struct LocalServices {
 
 /// Opens the database and applies migrations if configured to.
 pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    let db = warden_common::db::connect(&config.database_url)
+    // Validated to 1..=1000.
+    let pool = u32::try_from(config.database_max_connections).unwrap_or(warden_common::db::DEFAULT_MAX_CONNECTIONS);
+    let db = warden_common::db::connect_with(&config.database_url, pool)
         .await
         .with_context(|| "WARDEN_DATABASE_URL: cannot connect to the database")?;
     if config.auto_migrate {

@@ -29,6 +29,9 @@ pub enum LogFormat {
 pub struct Config {
     pub mode: Mode,
     pub database_url: String,
+    /// Most PostgreSQL connections this process holds (each service replica has its own
+    /// pool: size the server's `max_connections` for replicas × services × this).
+    pub database_max_connections: i64,
     pub redis_url: Option<String>,
     pub http_addr: String,
     pub grpc_addr: String,
@@ -87,6 +90,7 @@ impl Default for Config {
         Config {
             mode: Mode::Dev,
             database_url: "sqlite://warden.db?mode=rwc".into(),
+            database_max_connections: 32,
             redis_url: None,
             http_addr: "127.0.0.1:8080".into(),
             grpc_addr: "127.0.0.1:50051".into(),
@@ -187,6 +191,9 @@ impl Config {
         }
         if self.password_min_length > 1024 {
             return Err(bad("WARDEN_PASSWORD_MIN_LENGTH", "must be at most 1024"));
+        }
+        if !(1..=1000).contains(&self.database_max_connections) {
+            return Err(bad("WARDEN_DATABASE_MAX_CONNECTIONS", "must be between 1 and 1000"));
         }
         if self.client_rate_limit < 0 || self.hash_concurrency < 0 {
             let name = if self.client_rate_limit < 0 { "WARDEN_CLIENT_RATE_LIMIT" } else { "WARDEN_HASH_CONCURRENCY" };
@@ -298,6 +305,8 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("WARDEN_DATABASE_URL"));
         let c = Config { grpc_addr: "nope".into(), ..Config::default() };
         assert!(c.validate().unwrap_err().to_string().contains("WARDEN_GRPC_ADDR"));
+        let c = Config { database_max_connections: 0, ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("WARDEN_DATABASE_MAX_CONNECTIONS"));
         let c = Config { mode: Mode::Prod, ..Config::default() };
         assert!(c.validate().unwrap_err().to_string().contains("WARDEN_API_KEY_PEPPER"));
         let c = Config { tls_cert: Some("c".into()), tls_key: Some("k".into()), ..Config::default() };

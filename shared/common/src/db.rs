@@ -7,9 +7,18 @@ use std::time::Duration;
 /// Longest wait for a pooled connection (and for a new one).
 pub const POOL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Opens the database. SQLite gets WAL and a busy timeout so concurrent writers wait
-/// instead of failing.
+/// PostgreSQL connections per process unless configured (`WARDEN_DATABASE_MAX_CONNECTIONS`).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 32;
+
+/// Opens the database with the default pool size (see [`connect_with`]).
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    connect_with(url, DEFAULT_MAX_CONNECTIONS).await
+}
+
+/// Opens the database. SQLite gets WAL and a busy timeout so concurrent writers wait
+/// instead of failing, and a pool of at most 8; PostgreSQL a pool of at most
+/// `max_connections`.
+pub async fn connect_with(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());
     // A database that is down must be a fast 503, not a request held for seconds: sqlx keeps
     // retrying a refused connection until the acquire timeout.
@@ -28,7 +37,7 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
                 .foreign_keys(true)
         });
     } else {
-        options.max_connections(32).min_connections(1);
+        options.max_connections(max_connections.max(1)).min_connections(1);
     }
     Ok(Database::connect(options).await?)
 }
