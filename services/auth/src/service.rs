@@ -504,6 +504,9 @@ impl AuthApi for AuthService {
 
     async fn change_password(&self, access_token: &Secret, current: &Secret, new: &Secret) -> Result<()> {
         let (user, session_id) = self.verify_access(access_token).await?;
+        // Malformed input is refused as such (400), locked account or not.
+        password::check_length(current)?;
+        password::check_length(new)?;
         let key = username_key(&user.username);
         let now = self.clock.unix();
         let state = self.store.failure_state(&key, now).await?;
@@ -511,7 +514,6 @@ impl AuthApi for AuthService {
             return Err(Error::new(ErrorCode::AccountLocked, "too many failed attempts; try again later")
                 .with_retry_after((state.locked_until - now) as u64));
         }
-        password::check_length(current)?;
         // The hot-path user cache may be a second old; the hash must be current.
         let user = self.find_user(user.id).await?.ok_or_else(session_ended)?;
         let verified = self.hasher.verify(current, Some(user.password_hash.clone())).await?;

@@ -108,6 +108,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// For optional string fields of request bodies (`#[serde(default, deserialize_with = "…")]`
+/// on an `Option<String>`): absent is `None`, but an explicit `null` is refused like any other
+/// value that is not a string, as the OpenAPI document (plain `string`) says.
+pub(crate) fn string_if_present<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize as _;
+    String::deserialize(deserializer).map(Some)
+}
+
 /// For integer fields of request bodies (`#[serde(default, deserialize_with = "…")]` on an
 /// `Option`): JSON Schema, and so the OpenAPI document, counts `60.0` as the integer 60 where
 /// serde refuses it, so a number without a fractional part is accepted as that integer.

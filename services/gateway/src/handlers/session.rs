@@ -80,6 +80,7 @@ pub(crate) async fn refresh(
 
 #[derive(Deserialize)]
 pub(crate) struct LogoutBody {
+    #[serde(default, deserialize_with = "crate::extract::string_if_present")]
     refresh_token: Option<String>,
     #[serde(default)]
     all: bool,
