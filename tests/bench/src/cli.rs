@@ -1,5 +1,5 @@
 //! The command line and the run: ceilings, then each mode's scenarios, then the report.
-use crate::fleet::{self, Fleet, Mode, Setup};
+use crate::fleet::{Fleet, Mode, Setup};
 use crate::growth::{self, GrowthPlan};
 use crate::report::{ModeReport, Report};
 use crate::scenarios::{self, Concurrency, Runner, ScenarioResult};
@@ -355,9 +355,7 @@ async fn run_mode(
 ) -> anyhow::Result<ModeReport> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_start_mib = fleet.rss_mib();
-    let fx =
-        fixtures::prepare(fleet.http, fleet.grpc_auth.clone(), fleet.grpc_rbac.clone(), fleet::ADMIN, &fleet.password)
-            .await?;
+    let fx = fleet.fixture().await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_idle_mib = fleet.rss_mib();
     let session_bytes = match &fleet.redis_url {

@@ -90,11 +90,7 @@ struct Front {
 
 impl Front {
     async fn open(gateways: &[SocketAddr], home: usize) -> anyhow::Result<Front> {
-        let mut conns = Vec::new();
-        for gateway in gateways {
-            conns.push(Conn::open(*gateway).await?);
-        }
-        Ok(Front { conns, home, using: home, sent: 0 })
+        Ok(Front { conns: probe_conns(gateways).await?, home, using: home, sent: 0 })
     }
 
     async fn send(&mut self, req: &Req, counters: &Counters) -> Result<(StatusCode, Value), String> {
@@ -237,6 +233,7 @@ struct Revocation {
     key: Vec<(f64, u32)>,
 }
 
+/// One connection to each gateway.
 async fn probe_conns(gateways: &[SocketAddr]) -> anyhow::Result<Vec<Conn>> {
     let mut conns = Vec::new();
     for g in gateways {
@@ -332,14 +329,7 @@ pub async fn run(args: &DrillArgs, setup: &Setup) -> anyhow::Result<()> {
 
 async fn drive(args: &DrillArgs, setup: &Setup, fleet: &mut Fleet) -> anyhow::Result<()> {
     let gateways = fleet.gateways.clone();
-    let fixture = crate::fixtures::prepare(
-        fleet.http,
-        fleet.grpc_auth.clone(),
-        fleet.grpc_rbac.clone(),
-        fleet::ADMIN,
-        &fleet.password,
-    )
-    .await?;
+    let fixture = fleet.fixture().await?;
     let counters = Arc::new(Counters::default());
     let running = Arc::new(AtomicBool::new(true));
     let mut workers = Vec::new();

@@ -276,6 +276,11 @@ impl Fleet {
         Ok(())
     }
 
+    /// Logs the bootstrap admin in and makes the scenarios' fixtures (see [`crate::fixtures::prepare`]).
+    pub async fn fixture(&self) -> anyhow::Result<crate::fixtures::Fixture> {
+        crate::fixtures::prepare(self.http, self.grpc_auth.clone(), self.grpc_rbac.clone(), ADMIN, &self.password).await
+    }
+
     pub fn pids(&self) -> Vec<u32> {
         self.procs.iter().map(|p| p.pid).collect()
     }

@@ -13,7 +13,7 @@
 //! at the end of a ten-role chain, so each decision walks 51 entries on both fleets: the figures
 //! compare stores of different size, not users with different amounts of policy.
 use crate::fixtures::{self, Fixture};
-use crate::fleet::{self, Fleet, Mode, Setup};
+use crate::fleet::{Fleet, Mode, Setup};
 use crate::scenarios::{self, Concurrency, Phase, Runner, Spec};
 use crate::seed::{self, Population, Seeded, Stores};
 use crate::workers::{self, PERMISSION};
@@ -201,14 +201,7 @@ async fn run_fleets(
     let mut sides = Vec::new();
     for (fleet, population) in [(&mut *small, plan.populations[0]), (&mut *large, plan.populations[1])] {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let fx = fixtures::prepare(
-            fleet.http,
-            fleet.grpc_auth.clone(),
-            fleet.grpc_rbac.clone(),
-            fleet::ADMIN,
-            &fleet.password,
-        )
-        .await?;
+        let fx = fleet.fixture().await?;
         let stores = Stores::of(fleet)?;
         let owner = Uuid::parse_str(&fx.user_id)?;
         eprintln!("warden-bench: [growth {}] seeding {}", short(mode), population.describe(mode));
