@@ -190,16 +190,16 @@ impl AuthService {
     /// current refresh hash is one this service issued for that session, byte for byte (only
     /// the hash of an issued token is ever stored), so its signature, type and expiry were
     /// checked when it was made and the session record bounds its life. The unverified payload
-    /// only names the session to look up. Anything else (stale, reused, forged, expired) takes
+    /// only names the user and session to look up. Anything else (stale, reused, forged, expired) takes
     /// the full path, which verifies the signature before it may revoke a session.
     async fn refresh_current(&self, refresh_token: &Secret, presented: &str) -> Result<Option<TokenPair>> {
-        let Some(session_id) = unverified_session_id(refresh_token.expose()) else { return Ok(None) };
+        let Some((subject, session_id)) = unverified_session(refresh_token.expose()) else { return Ok(None) };
         let now = self.clock.unix();
-        let Some(session) = self.store.get_session(session_id, now).await? else { return Ok(None) };
+        let Some(session) = self.store.get_session(subject, session_id, now).await? else { return Ok(None) };
         if !bool::from(subtle::ConstantTimeEq::ct_eq(session.refresh_hash.as_bytes(), presented.as_bytes())) {
             return Ok(None);
         }
-        self.rotate_session(session.user_id, session_id, presented, &session, now).await.map(Some)
+        self.rotate_session(subject, session_id, presented, &session, now).await.map(Some)
     }
 
     /// Issues the successor of the presented refresh token and makes it the session's current one.
@@ -213,8 +213,10 @@ impl AuthService {
     ) -> Result<TokenPair> {
         let refresh_expires_at = (now + self.settings.refresh_ttl).min(session.expires_at);
         let next = self.successor(subject, session_id, presented, now, refresh_expires_at).await?;
-        let rotation =
-            self.store.rotate(session_id, presented, &sha256_hex(&next.refresh_token), refresh_expires_at, now).await?;
+        let rotation = self
+            .store
+            .rotate(subject, session_id, presented, &sha256_hex(&next.refresh_token), refresh_expires_at, now)
+            .await?;
         match rotation {
             Rotation::Rotated(_) => {
                 tracing::info!(target: "audit", event = "token_refreshed", user_id = %subject, session_id = %session_id);
@@ -251,7 +253,7 @@ impl AuthService {
             }
             return Err(Error::new(ErrorCode::RefreshFailed, "the refresh token was just rotated; use its successor"));
         }
-        self.store.delete_session(session_id).await?;
+        self.store.delete_session(subject, session_id).await?;
         metrics::counter!("warden_refresh_reuse_detected_total").increment(1);
         tracing::warn!(target: "audit", event = "refresh_token_reuse", user_id = %subject, session_id = %session_id);
         Err(Error::new(ErrorCode::TokenRevoked, "the refresh token was already used; the session is revoked"))
@@ -269,25 +271,16 @@ impl AuthService {
         Ok(())
     }
 
-    /// Ends every session of the session's user but that one.
-    async fn end_user_sessions_except(&self, session_id: Uuid) -> Result<()> {
-        let session = self.store.get_session(session_id, self.clock.unix()).await?.ok_or_else(session_ended)?;
-        self.end_user_sessions(session.user_id, Some(session_id), "password_changed").await
-    }
-
     /// Ends sessions and says so in the audit log.
     pub(crate) async fn end_user_sessions(&self, user_id: Uuid, keep: Option<Uuid>, why: &str) -> Result<()> {
-        let ended = self.store.delete_user_sessions(user_id, keep).await?;
+        let ended = self.store.delete_user_sessions(user_id, keep, self.clock.unix()).await?;
         tracing::info!(target: "audit", event = "sessions_ended", user_id = %user_id, count = ended.len(), reason = why);
         Ok(())
     }
 
     async fn verify_access(&self, access_token: &Secret) -> Result<(user::Model, Uuid)> {
         let token = self.peers.tokens.verify_token(access_token.expose(), TokenKind::Access).await?;
-        let session = self.store.get_session(token.session_id, self.clock.unix()).await?.ok_or_else(session_ended)?;
-        if session.user_id != token.subject {
-            return Err(session_ended());
-        }
+        self.store.get_session(token.subject, token.session_id, self.clock.unix()).await?.ok_or_else(session_ended)?;
         let user = self.request_user(token.subject).await?.filter(|u| !u.disabled).ok_or_else(session_ended)?;
         Ok((user, token.session_id))
     }
@@ -376,7 +369,7 @@ impl AuthApi for AuthService {
             Err(e) => return Err(e),
         };
         let now = self.clock.unix();
-        let Some(session) = self.store.get_session(token.session_id, now).await? else {
+        let Some(session) = self.store.get_session(token.subject, token.session_id, now).await? else {
             // The refresh token's exp is the session's end: past it, the session expired
             // (inside the verification leeway); before it, the session was ended.
             return Err(if now >= token.expires_at.unix_timestamp() { session_expired() } else { session_ended() });
@@ -392,8 +385,8 @@ impl AuthApi for AuthService {
                     Err(e) if e.code == ErrorCode::Unavailable => return Err(e),
                     Err(_) => return Err(Error::new(ErrorCode::RefreshFailed, "the refresh token is not usable")),
                 };
-                let user = self.store.delete_session(token.session_id).await?;
-                tracing::info!(target: "audit", event = "logout", user_id = %token.subject, ended = user.is_some());
+                let ended = self.store.delete_session(token.subject, token.session_id).await?;
+                tracing::info!(target: "audit", event = "logout", user_id = %token.subject, ended);
                 Ok(())
             }
             LogoutTarget::AllSessions { access_token } => {
@@ -493,11 +486,10 @@ impl AuthApi for AuthService {
     async fn revoke_session(&self, access_token: &Secret, session_id: Uuid) -> Result<()> {
         let (user, _) = self.verify_access(access_token).await?;
         // Another user's session is indistinguishable from a missing one.
-        let owned = self.store.get_session(session_id, self.clock.unix()).await?.is_some_and(|s| s.user_id == user.id);
-        if !owned {
+        if self.store.get_session(user.id, session_id, self.clock.unix()).await?.is_none() {
             return Err(Error::not_found("no such session"));
         }
-        self.store.delete_session(session_id).await?;
+        self.store.delete_session(user.id, session_id).await?;
         tracing::info!(target: "audit", event = "session_revoked", user_id = %user.id, session_id = %session_id);
         Ok(())
     }
@@ -524,8 +516,9 @@ impl AuthApi for AuthService {
             return Err(invalid_credentials());
         }
         self.settings.password.check(new, &user.username)?;
+        let user_id = user.id;
         self.set_password(user, new).await?;
-        self.end_user_sessions_except(session_id).await
+        self.end_user_sessions(user_id, Some(session_id), "password_changed").await
     }
 
     async fn reset_password(&self, user_id: Uuid, new: &Secret) -> Result<()> {
@@ -580,14 +573,15 @@ impl AuthApi for AuthService {
 }
 
 /// The `sid` claim of a JWT, read WITHOUT checking anything: only a lookup key, never trusted.
-fn unverified_session_id(token: &str) -> Option<Uuid> {
+fn unverified_session(token: &str) -> Option<(Uuid, Uuid)> {
     use base64::Engine as _;
     #[derive(serde::Deserialize)]
-    struct Sid {
+    struct Claims {
+        sub: Uuid,
         sid: Uuid,
     }
     let mut parts = token.split('.');
     let (_, payload, _, None) = (parts.next()?, parts.next()?, parts.next()?, parts.next()) else { return None };
     let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
-    serde_json::from_slice::<Sid>(&json).ok().map(|c| c.sid)
+    serde_json::from_slice::<Claims>(&json).ok().map(|c| (c.sub, c.sid))
 }

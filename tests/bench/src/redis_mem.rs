@@ -1,6 +1,6 @@
-//! Redis bytes per login session: log in N times, then `MEMORY USAGE` of each new
-//! `warden:sess:<id>` hash plus the growth of the user's `warden:usess:<user>` index.
-use crate::fixtures::{self, jwt_part};
+//! Redis bytes per login session: `MEMORY USAGE` of a fresh user's `warden:sessions:<user>`
+//! hash after its first login, and the growth of the bench admin's hash over N logins.
+use crate::fixtures;
 use anyhow::Context;
 use fred::prelude::*;
 use fred::types::{ClusterHash, CustomCommand};
@@ -28,50 +28,73 @@ async fn memory_usage(client: &Client, key: &str) -> anyhow::Result<u64> {
     Ok(bytes.unwrap_or(0).max(0) as u64)
 }
 
+/// `used_memory` from `INFO memory`: everything the Redis server holds for its data.
+pub(crate) async fn used_memory(client: &Client) -> anyhow::Result<u64> {
+    let info: String = client.info(Some(fred::types::InfoKind::Memory)).await?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .context("INFO memory has no used_memory")
+}
+
+/// Per key, what `MEMORY USAGE` leaves out: the key's entry in the expiry table (a 24-byte
+/// dictEntry in jemalloc's 32-byte class) and its share of the two tables' bucket arrays
+/// (8 bytes a bucket, at most two buckets per key before a rehash halves it).
+pub const KEYSPACE_OVERHEAD: u64 = 32 + 2 * 16;
+
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SessionBytes {
+    /// Logins counted for `further`.
     pub sessions: usize,
-    /// Average `MEMORY USAGE` of one `warden:sess:*` hash.
-    pub session_key: f64,
-    /// Growth of the user's session index per session.
-    pub index_share: f64,
+    /// A user's only session: `MEMORY USAGE` of its `warden:sessions:<user>` hash, plus
+    /// [`KEYSPACE_OVERHEAD`]. The worst case, and what a population of one-session users costs.
+    pub first: f64,
+    /// Each further session of a user: growth of that user's hash per login.
+    pub further: f64,
 }
 
 impl SessionBytes {
     pub fn per_session(&self) -> f64 {
-        self.session_key + self.index_share
+        self.first.max(self.further)
     }
 }
 
-fn simple_uuid(s: &str) -> anyhow::Result<String> {
-    Ok(uuid::Uuid::parse_str(s)?.simple().to_string())
+fn user_key(id: &str) -> anyhow::Result<String> {
+    Ok(format!("warden:sessions:{}", uuid::Uuid::parse_str(id)?.simple()))
 }
 
+/// A fresh user with one session, then `logins` sessions of the bench admin.
 pub async fn session_bytes(redis_url: &str, fx: &fixtures::Fixture, logins: usize) -> anyhow::Result<SessionBytes> {
     let client = connect(redis_url).await?;
-    let index = format!("warden:usess:{}", simple_uuid(&fx.user_id)?);
-    let before = memory_usage(&client, &index).await?;
     let http = fixtures::client();
     let base = format!("http://{}", fx.http);
-    let mut keys = Vec::with_capacity(logins);
+
+    let (username, password) = (format!("bench-mem-{}", uuid::Uuid::new_v4().simple()), "Bench-memory-9-Password!");
+    let created: serde_json::Value = http
+        .post(format!("{base}/api/v1/admin/users"))
+        .bearer_auth(&fx.access_token)
+        .json(&serde_json::json!({ "username": username, "password": password }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let fresh = user_key(created["id"].as_str().context("created user has no id")?)?;
+    fixtures::login(&http, &base, &username, password).await?;
+    let first = memory_usage(&client, &fresh).await?;
+    anyhow::ensure!(first > 0, "{fresh} is not in redis: does the session store still use warden:sessions:<user>?");
+
+    let admin = user_key(&fx.user_id)?;
+    let before = memory_usage(&client, &admin).await?;
     for _ in 0..logins {
-        let login = fixtures::login(&http, &base, &fx.username, &fx.password).await?;
-        let sid = jwt_part(&login.refresh_token, 1)?["sid"].as_str().context("refresh token has no sid")?.to_owned();
-        keys.push(format!("warden:sess:{}", simple_uuid(&sid)?));
+        fixtures::login(&http, &base, &fx.username, &fx.password).await?;
     }
-    let mut total = 0;
-    for key in &keys {
-        let bytes = memory_usage(&client, key).await?;
-        anyhow::ensure!(bytes > 0, "{key} is not in redis: does the session store still use warden:sess:*?");
-        total += bytes;
-    }
-    let after = memory_usage(&client, &index).await?;
+    let after = memory_usage(&client, &admin).await?;
     client.quit().await.ok();
-    let n = logins.max(1) as f64;
     Ok(SessionBytes {
         sessions: logins,
-        session_key: total as f64 / n,
-        index_share: after.saturating_sub(before) as f64 / n,
+        first: (first + KEYSPACE_OVERHEAD) as f64,
+        further: after.saturating_sub(before) as f64 / logins.max(1) as f64,
     })
 }
 

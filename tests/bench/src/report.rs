@@ -250,11 +250,12 @@ impl Report {
         if let Some(b) = &m.session_bytes {
             let _ = writeln!(
                 md,
-                "\nRedis per session ({} logins): `warden:sess:*` hash {:.0} B + user index growth {:.0} B = **{:.0} B**.",
-                b.sessions,
-                b.session_key,
-                b.index_share,
-                b.per_session()
+                "\nRedis per session: a user's only session {:.0} B (its `warden:sessions:<user>` hash, \
+                 with {} B of keyspace overhead), each further session of a user {:.0} B ({} logins).",
+                b.first,
+                crate::redis_mem::KEYSPACE_OVERHEAD,
+                b.further,
+                b.sessions
             );
         }
         let errors: Vec<String> = m

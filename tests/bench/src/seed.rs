@@ -10,9 +10,8 @@
 //!   [`CHUNK`] rows per statement. Ids are UUIDs (16-byte blobs on SQLite, `uuid` on
 //!   PostgreSQL, as sqlx binds them) made of a per-run tag, the kind of row and the index.
 //! - Sessions live where the mode keeps them: the `sessions` table of the embedded SQLite
-//!   database, or Redis in split mode (`warden:sess:<id>` hash with the session store's fields
-//!   and expiry, plus the user's `warden:usess:<user>` index), written by a Lua script in
-//!   batches.
+//!   database, or Redis in split mode (two fields in the user's `warden:sessions:<user>` hash,
+//!   as the session store writes them), written by a Lua script in batches.
 //!
 //! Every seeded user `growth-user-<i>` has the same password (one real Argon2id hash made
 //! with Warden's own hasher), one live session, one API key (scope `users:read`) and one role
@@ -384,41 +383,36 @@ async fn seed_sql(
     Ok(())
 }
 
-/// Writes sessions `ARGV[6]..ARGV[7]` (exclusive) exactly as `RedisStore::create_session`
-/// does: the `warden:sess:<id>` hash with its fields, expiring at the session's end, and the
-/// id in the user's `warden:usess:<user>` set, expiring with the session. The refresh hash
-/// stands for a SHA-256 (64 hex digits). Run inside Redis: a million sessions through a client
-/// cost four million command round trips' worth of parsing and took half a minute.
+/// Writes sessions `ARGV[3]..ARGV[4]` (exclusive) exactly as `RedisStore::create_session`
+/// does: in the user's `warden:sessions:<user>` hash, field `<id>h` the raw 32-byte refresh
+/// hash (standing for a SHA-256) and field `<id>t` the times, where `<id>` is the session id's
+/// 16 raw bytes; the hash expires with its session. Run inside Redis: a million sessions
+/// through a client cost millions of command round trips' worth of parsing and took half a
+/// minute.
 const SEED_SESSIONS: &str = r#"
-local sess, user, user_hyphenated, owner, owner_hyphenated = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local lo, hi, share = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local now, expires, tag = ARGV[9], ARGV[10], ARGV[11]
+local sess, user, owner = ARGV[1], ARGV[2], ARGV[3]
+local lo, hi, share = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local now, expires, tag = ARGV[7], ARGV[8], ARGV[9]
+local function raw(hex) return (string.gsub(hex, '..', function(cc) return string.char(tonumber(cc, 16)) end)) end
 for i = lo, hi - 1 do
   local hex = string.format('%012x', i)
-  local index, uid = owner, owner_hyphenated
-  if i >= share then index, uid = user .. hex, user_hyphenated .. hex end
-  local key = 'warden:sess:' .. sess .. hex
-  local rh = redis.sha1hex(tag .. ':' .. i) .. string.sub(redis.sha1hex(i .. ':' .. tag), 1, 24)
-  redis.call('HSET', key, 'uid', uid, 'rh', rh, 'c', now, 'e', expires, 're', expires, 'lr', now)
+  local key = 'warden:sessions:' .. owner
+  if i >= share then key = 'warden:sessions:' .. user .. hex end
+  local id = raw(sess .. hex)
+  local rh = raw(redis.sha1hex(tag .. ':' .. i) .. string.sub(redis.sha1hex(i .. ':' .. tag), 1, 24))
+  redis.call('HSET', key, id .. 'h', rh, id .. 't', now .. ' ' .. expires .. ' ' .. expires .. ' ' .. now .. ' 0')
   redis.call('EXPIREAT', key, expires)
-  redis.call('SADD', 'warden:usess:' .. index, sess .. hex)
-  redis.call('EXPIREAT', 'warden:usess:' .. index, expires)
 end
 return hi - lo
 "#;
-
-/// `8-4-4-4-` of a seeded id prefix: the hyphenated form without the index.
-fn hyphenated_prefix(prefix: &str) -> String {
-    format!("{}-{}-{}-{}-", &prefix[..8], &prefix[8..12], &prefix[12..16], &prefix[16..20])
-}
 
 async fn seed_redis_sessions(url: &str, users: u64, tag: u32, owner: Uuid, session_ttl: i64) -> anyhow::Result<()> {
     let started = Instant::now();
     let client = crate::redis_mem::connect(url).await?;
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let (sess, user) = (id_prefix(tag, KIND_SESSION), id_prefix(tag, KIND_USER));
-    let fixed: Vec<String> =
-        vec![sess, user.clone(), hyphenated_prefix(&user), owner.simple().to_string(), owner.to_string()];
+    let fixed: Vec<String> = vec![sess, user, owner.simple().to_string()];
+    let memory_before = crate::redis_mem::used_memory(&client).await?;
     let mut tasks = tokio::task::JoinSet::new();
     let mut lo = 0;
     while lo < users {
@@ -440,10 +434,16 @@ async fn seed_redis_sessions(url: &str, users: u64, tag: u32, owner: Uuid, sessi
     while let Some(done) = tasks.join_next().await {
         done??;
     }
-    eprintln!("warden-bench: seeded {users} sessions in redis in {:.1} s", started.elapsed().as_secs_f64());
+    let grown = crate::redis_mem::used_memory(&client).await?.saturating_sub(memory_before);
+    eprintln!(
+        "warden-bench: seeded {users} sessions in redis in {:.1} s; used_memory grew {:.0} B a session",
+        started.elapsed().as_secs_f64(),
+        grown as f64 / users.max(1) as f64
+    );
     let keys: i64 = client.dbsize().await?;
     client.quit().await.ok();
-    ensure!(keys >= users as i64, "redis holds {keys} keys after seeding {users} sessions");
+    // One key per user; the first OWNER_SHARE sessions share the owner's.
+    ensure!(keys >= users.saturating_sub(OWNER_SHARE) as i64, "redis holds {keys} keys after seeding {users} sessions");
     Ok(())
 }
 
@@ -462,11 +462,14 @@ mod tests {
     }
 
     #[test]
-    fn the_script_builds_ids_as_uuid_prints_them() {
+    fn the_script_builds_ids_as_uuid_spells_them() {
         let prefix = id_prefix(0x0102_0304, KIND_USER);
         let id = seeded_id(0x0102_0304, KIND_USER, 0xabc);
-        assert_eq!(format!("{}{:012x}", hyphenated_prefix(&prefix), 0xabc), id.to_string());
-        assert_eq!(format!("{prefix}{:012x}", 0xabc), id.simple().to_string());
+        // The script names keys by the simple form and turns it into the id's raw bytes.
+        let simple = format!("{prefix}{:012x}", 0xabc);
+        assert_eq!(simple, id.simple().to_string());
+        let raw: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&simple[2 * i..2 * i + 2], 16).unwrap()).collect();
+        assert_eq!(raw, id.as_bytes());
     }
 
     #[test]

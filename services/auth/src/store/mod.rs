@@ -66,19 +66,22 @@ pub struct FailureState {
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     async fn create_session(&self, session: &SessionRecord) -> Result<()>;
-    async fn get_session(&self, id: Uuid, now: i64) -> Result<Option<SessionRecord>>;
+    /// A live session of `user_id`; `None` if it ended, never existed or is another user's.
+    async fn get_session(&self, user_id: Uuid, id: Uuid, now: i64) -> Result<Option<SessionRecord>>;
     /// Atomically replaces the refresh hash if `presented_hash` is current.
     async fn rotate(
         &self,
+        user_id: Uuid,
         id: Uuid,
         presented_hash: &str,
         new_hash: &str,
         refresh_expires_at: i64,
         now: i64,
     ) -> Result<Rotation>;
-    async fn delete_session(&self, id: Uuid) -> Result<Option<Uuid>>;
-    /// Ends every session of a user except `keep`; returns the ended ids.
-    async fn delete_user_sessions(&self, user_id: Uuid, keep: Option<Uuid>) -> Result<Vec<Uuid>>;
+    /// Ends one session of `user_id`; false if there was none to end.
+    async fn delete_session(&self, user_id: Uuid, id: Uuid) -> Result<bool>;
+    /// Ends every session of a user except `keep`; returns the ids of the live ones ended.
+    async fn delete_user_sessions(&self, user_id: Uuid, keep: Option<Uuid>, now: i64) -> Result<Vec<Uuid>>;
     async fn list_sessions(&self, user_id: Uuid, now: i64) -> Result<Vec<SessionRecord>>;
 
     async fn failure_state(&self, key: &str, now: i64) -> Result<FailureState>;

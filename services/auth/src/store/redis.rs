@@ -1,5 +1,15 @@
 //! Session store on Redis. Every key has a TTL; the multi-step updates are Lua scripts so
 //! concurrent requests see them as one step.
+//!
+//! All sessions of a user live in one hash, `warden:sessions:<user>`, two fields a session:
+//! `<id>h` holds the current and the previous refresh-token hash (raw SHA-256, 32 + 32 bytes)
+//! and `<id>t` the times (`created expires refresh_expires last_refreshed rotated`, decimal),
+//! where `<id>` is the session id's 16 raw bytes. Both stay under Redis' listpack limits
+//! (64-byte values), so a user with up to 64 sessions costs one small key: about 200 bytes for
+//! a user's first session and 80 for each further one, against ~630 when every session and
+//! every user's index were keys of their own. Ending all of a user's sessions is one `DEL`.
+//! The key lives as long as its longest-lived session; ended sessions are pruned by logins
+//! (amortised: when the hash has doubled since the last prune) and by the reads that meet them.
 use super::{FailureState, LockoutPolicy, Rotation, SessionRecord, SessionStore};
 use fred::prelude::*;
 use fred::types::scripts::Script;
@@ -8,18 +18,87 @@ use uuid::Uuid;
 use warden_common::secret::sha256_hex;
 use warden_common::{Error, Result};
 
+/// KEYS[1] the user's hash; ARGV: id, hashes, times, end, now. Adds the session, prunes ended
+/// ones once the hash has doubled since the last prune (field `p` remembers its size then),
+/// and keeps the key alive until the longest-lived session ends.
+const CREATE: &str = r#"
+local id, now, ends = ARGV[1], tonumber(ARGV[5]), tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], id .. 'h', ARGV[2], id .. 't', ARGV[3])
+local size = redis.call('HLEN', KEYS[1])
+local mark = tonumber(redis.call('HGET', KEYS[1], 'p') or '0')
+if size >= 2 * mark + 32 then
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 1, #all, 2 do
+    local f, v = all[i], all[i + 1]
+    if #f == 17 and string.sub(f, 17) == 't' then
+      local _, e, re = string.match(v, '^(%d+) (%d+) (%d+)')
+      local fend = math.min(tonumber(e), tonumber(re))
+      if fend <= now then
+        redis.call('HDEL', KEYS[1], f, string.sub(f, 1, 16) .. 'h')
+      elseif fend > ends then
+        ends = fend
+      end
+    end
+  end
+  redis.call('HSET', KEYS[1], 'p', redis.call('HLEN', KEYS[1]))
+end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 or now * 1000 + ttl < ends * 1000 then
+  redis.call('EXPIREAT', KEYS[1], ends)
+end
+return size
+"#;
+
+/// KEYS[1] the user's hash; ARGV: id, presented hash, new hash, refresh_expires_at, now.
+/// Compare-and-swap of the current refresh hash; answers the outcome and the record as it is
+/// after the script, so a rotation is one round trip.
 const ROTATE: &str = r#"
-local v = redis.call('HMGET', KEYS[1], 'rh', 'e', 're', 'uid')
-if not v[1] then return {'missing'} end
-local now = tonumber(ARGV[4])
-if now >= tonumber(v[2]) or now >= tonumber(v[3]) then
-  redis.call('DEL', KEYS[1])
+local id, now = ARGV[1], tonumber(ARGV[5])
+local v = redis.call('HMGET', KEYS[1], id .. 'h', id .. 't')
+if not v[1] or not v[2] then return {'missing'} end
+local c, e, re = string.match(v[2], '^(%d+) (%d+) (%d+)')
+if now >= tonumber(e) or now >= tonumber(re) then
+  redis.call('HDEL', KEYS[1], id .. 'h', id .. 't')
   return {'expired'}
 end
-if v[1] ~= ARGV[1] then return {'notcurrent'} end
-redis.call('HSET', KEYS[1], 'rh', ARGV[2], 're', ARGV[3], 'lr', ARGV[4], 'ph', ARGV[1], 'rt', ARGV[4])
-redis.call('EXPIREAT', KEYS[1], math.min(tonumber(ARGV[3]), tonumber(v[2])))
-return {'rotated'}
+if string.sub(v[1], 1, 32) ~= ARGV[2] then return {'notcurrent', v[1], v[2]} end
+local hashes = ARGV[3] .. ARGV[2]
+local times = c .. ' ' .. e .. ' ' .. ARGV[4] .. ' ' .. ARGV[5] .. ' ' .. ARGV[5]
+redis.call('HSET', KEYS[1], id .. 'h', hashes, id .. 't', times)
+local ends = math.min(tonumber(e), tonumber(ARGV[4]))
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 or now * 1000 + ttl < ends * 1000 then
+  redis.call('EXPIREAT', KEYS[1], ends)
+end
+return {'rotated', hashes, times}
+"#;
+
+/// KEYS[1] the user's hash; ARGV[1] the session to keep (empty: none). Ends every other
+/// session at once and answers the ids of the live ones it ended.
+const END_ALL: &str = r#"
+local keep, now = ARGV[1], tonumber(ARGV[2])
+local all = redis.call('HGETALL', KEYS[1])
+local ended, kept = {}, {}
+for i = 1, #all, 2 do
+  local f, v = all[i], all[i + 1]
+  local id = string.sub(f, 1, 16)
+  if #f == 17 and id == keep then
+    table.insert(kept, f)
+    table.insert(kept, v)
+  elseif #f == 17 and string.sub(f, 17) == 't' then
+    local _, e, re = string.match(v, '^(%d+) (%d+) (%d+)')
+    if math.min(tonumber(e), tonumber(re)) > now then table.insert(ended, id) end
+  end
+end
+if #kept == 0 then
+  redis.call('DEL', KEYS[1])
+else
+  local ttl = redis.call('PTTL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], unpack(kept))
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+end
+return ended
 "#;
 
 const FAIL: &str = r#"
@@ -38,22 +117,36 @@ return {f, lu}
 
 pub struct RedisStore {
     client: Client,
+    create: Script,
     rotate: Script,
+    end_all: Script,
     fail: Script,
 }
 
 impl RedisStore {
     pub fn new(client: Client) -> Self {
-        RedisStore { client, rotate: Script::from_lua(ROTATE), fail: Script::from_lua(FAIL) }
+        RedisStore {
+            client,
+            create: Script::from_lua(CREATE),
+            rotate: Script::from_lua(ROTATE),
+            end_all: Script::from_lua(END_ALL),
+            fail: Script::from_lua(FAIL),
+        }
     }
 }
 
-fn session_key(id: Uuid) -> String {
-    format!("warden:sess:{}", id.simple())
+fn user_key(user_id: Uuid) -> String {
+    format!("warden:sessions:{}", user_id.simple())
 }
 
-fn user_key(id: Uuid) -> String {
-    format!("warden:usess:{}", id.simple())
+/// A session's two fields in its user's hash.
+fn fields(id: Uuid) -> [Key; 2] {
+    let field = |suffix: u8| {
+        let mut f = id.as_bytes().to_vec();
+        f.push(suffix);
+        Key::from(f.into_boxed_slice())
+    };
+    [field(b'h'), field(b't')]
 }
 
 /// Failure counters are keyed by a hash, so usernames never appear in Redis.
@@ -61,115 +154,139 @@ fn failure_key(key: &str) -> String {
     format!("warden:fail:{}", sha256_hex(key))
 }
 
-fn parse_session(id: Uuid, fields: HashMap<String, String>) -> Option<SessionRecord> {
-    let int = |k: &str| fields.get(k)?.parse::<i64>().ok();
+fn corrupt() -> Error {
+    Error::internal(anyhow::anyhow!("unreadable session record in redis"))
+}
+
+/// The stored form of a refresh-token hash: the raw 32 bytes of the hex digest.
+fn raw_hash(hex_digest: &str) -> Result<Vec<u8>> {
+    hex::decode(hex_digest)
+        .ok()
+        .filter(|h| h.len() == 32)
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("not a SHA-256 hex digest")))
+}
+
+fn times(s: &SessionRecord) -> String {
+    format!("{} {} {} {} {}", s.created_at, s.expires_at, s.refresh_expires_at, s.last_refreshed_at, s.rotated_at)
+}
+
+fn hashes(s: &SessionRecord) -> Result<Vec<u8>> {
+    let mut raw = raw_hash(&s.refresh_hash)?;
+    if let Some(previous) = &s.previous_hash {
+        raw.extend(raw_hash(previous)?);
+    }
+    Ok(raw)
+}
+
+/// A record from its two fields; `None` if they are not what this store writes.
+fn parse(id: Uuid, user_id: Uuid, hashes: &[u8], times: &[u8]) -> Option<SessionRecord> {
+    let mut t = std::str::from_utf8(times).ok()?.split(' ').map(|n| n.parse::<i64>().ok());
+    let [created_at, expires_at, refresh_expires_at, last_refreshed_at, rotated_at] =
+        [t.next()??, t.next()??, t.next()??, t.next()??, t.next()??];
+    let (current, previous) = match hashes.len() {
+        32 => (hashes, None),
+        64 => (&hashes[..32], Some(hex::encode(&hashes[32..]))),
+        _ => return None,
+    };
     Some(SessionRecord {
         id,
-        user_id: Uuid::parse_str(fields.get("uid")?).ok()?,
-        refresh_hash: fields.get("rh")?.clone(),
-        created_at: int("c")?,
-        expires_at: int("e")?,
-        refresh_expires_at: int("re")?,
-        last_refreshed_at: int("lr")?,
-        previous_hash: fields.get("ph").cloned(),
-        rotated_at: int("rt").unwrap_or(0),
+        user_id,
+        refresh_hash: hex::encode(current),
+        created_at,
+        expires_at,
+        refresh_expires_at,
+        last_refreshed_at,
+        previous_hash: previous,
+        rotated_at,
     })
 }
 
-fn corrupt() -> Error {
-    Error::internal(anyhow::anyhow!("unreadable session record in redis"))
+fn bytes(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::Bytes(b) => Some(b),
+        Value::String(s) => Some(s.as_bytes()),
+        _ => None,
+    }
 }
 
 #[async_trait::async_trait]
 impl SessionStore for RedisStore {
     async fn create_session(&self, s: &SessionRecord) -> Result<()> {
-        let key = session_key(s.id);
-        let fields: Vec<(&str, String)> = vec![
-            ("uid", s.user_id.to_string()),
-            ("rh", s.refresh_hash.clone()),
-            ("c", s.created_at.to_string()),
-            ("e", s.expires_at.to_string()),
-            ("re", s.refresh_expires_at.to_string()),
-            ("lr", s.last_refreshed_at.to_string()),
+        let args: Vec<Value> = vec![
+            Value::Bytes(s.id.as_bytes().to_vec().into()),
+            Value::Bytes(hashes(s)?.into()),
+            Value::from(times(s)),
+            Value::from(s.ends_at()),
+            Value::from(s.created_at),
         ];
-        let tx = self.client.multi();
-        let _: () = tx.hset(&key, fields).await?;
-        let _: () = tx.expire_at(&key, s.ends_at(), None).await?;
-        let _: () = tx.sadd(user_key(s.user_id), s.id.simple().to_string()).await?;
-        // The index lives as long as the newest session can.
-        let _: () = tx.expire_at(user_key(s.user_id), s.expires_at, None).await?;
-        let _: () = tx.exec(true).await?;
+        let _: i64 = self.create.evalsha_with_reload(&self.client, vec![user_key(s.user_id)], args).await?;
         Ok(())
     }
 
-    async fn get_session(&self, id: Uuid, now: i64) -> Result<Option<SessionRecord>> {
-        let fields: HashMap<String, String> = self.client.hgetall(session_key(id)).await?;
-        if fields.is_empty() {
+    async fn get_session(&self, user_id: Uuid, id: Uuid, now: i64) -> Result<Option<SessionRecord>> {
+        let [h, t] = fields(id);
+        let values: Vec<Value> = self.client.hmget(user_key(user_id), &[h, t]).await?;
+        let (Some(hashes), Some(times)) = (values.first().and_then(bytes), values.get(1).and_then(bytes)) else {
             return Ok(None);
-        }
-        let record = parse_session(id, fields).ok_or_else(corrupt)?;
+        };
+        let record = parse(id, user_id, hashes, times).ok_or_else(corrupt)?;
         Ok(record.is_live(now).then_some(record))
     }
 
     async fn rotate(
         &self,
+        user_id: Uuid,
         id: Uuid,
         presented_hash: &str,
         new_hash: &str,
         refresh_expires_at: i64,
         now: i64,
     ) -> Result<Rotation> {
-        let args =
-            vec![presented_hash.to_owned(), new_hash.to_owned(), refresh_expires_at.to_string(), now.to_string()];
-        let reply: Vec<String> = self.rotate.evalsha_with_reload(&self.client, vec![session_key(id)], args).await?;
-        let outcome = reply.first().map(String::as_str);
-        if outcome == Some("expired") {
-            return Ok(Rotation::Expired);
-        }
-        let Some(record) = self.get_session(id, now).await? else { return Ok(Rotation::Missing) };
-        Ok(match outcome {
-            Some("rotated") => Rotation::Rotated(record),
-            Some("notcurrent") => Rotation::NotCurrent(record),
+        let args: Vec<Value> = vec![
+            Value::Bytes(id.as_bytes().to_vec().into()),
+            Value::Bytes(raw_hash(presented_hash)?.into()),
+            Value::Bytes(raw_hash(new_hash)?.into()),
+            Value::from(refresh_expires_at),
+            Value::from(now),
+        ];
+        let reply: Vec<Value> = self.rotate.evalsha_with_reload(&self.client, vec![user_key(user_id)], args).await?;
+        let record = || match (reply.get(1).and_then(bytes), reply.get(2).and_then(bytes)) {
+            (Some(h), Some(t)) => parse(id, user_id, h, t).ok_or_else(corrupt),
+            _ => Err(corrupt()),
+        };
+        Ok(match reply.first().and_then(bytes) {
+            Some(b"rotated") => Rotation::Rotated(record()?),
+            Some(b"notcurrent") => Rotation::NotCurrent(record()?),
+            Some(b"expired") => Rotation::Expired,
             _ => Rotation::Missing,
         })
     }
 
-    async fn delete_session(&self, id: Uuid) -> Result<Option<Uuid>> {
-        let uid: Option<String> = self.client.hget(session_key(id), "uid").await?;
-        let _: () = self.client.del(session_key(id)).await?;
-        let user_id = uid.and_then(|u| Uuid::parse_str(&u).ok());
-        if let Some(user_id) = user_id {
-            let _: () = self.client.srem(user_key(user_id), id.simple().to_string()).await?;
-        }
-        Ok(user_id)
+    async fn delete_session(&self, user_id: Uuid, id: Uuid) -> Result<bool> {
+        let removed: i64 = self.client.hdel(user_key(user_id), &fields(id)).await?;
+        Ok(removed > 0)
     }
 
-    async fn delete_user_sessions(&self, user_id: Uuid, keep: Option<Uuid>) -> Result<Vec<Uuid>> {
-        let members: Vec<String> = self.client.smembers(user_key(user_id)).await?;
-        let mut ended = Vec::new();
-        for member in members {
-            let Ok(id) = Uuid::parse_str(&member) else { continue };
-            if Some(id) == keep {
-                continue;
-            }
-            let _: () = self.client.del(session_key(id)).await?;
-            let _: () = self.client.srem(user_key(user_id), &member).await?;
-            ended.push(id);
-        }
-        Ok(ended)
+    async fn delete_user_sessions(&self, user_id: Uuid, keep: Option<Uuid>, now: i64) -> Result<Vec<Uuid>> {
+        let keep = keep.map(|k| k.as_bytes().to_vec()).unwrap_or_default();
+        let args: Vec<Value> = vec![Value::Bytes(keep.into()), Value::from(now)];
+        let ended: Vec<Value> = self.end_all.evalsha_with_reload(&self.client, vec![user_key(user_id)], args).await?;
+        Ok(ended.iter().filter_map(bytes).filter_map(|b| Uuid::from_slice(b).ok()).collect())
     }
 
     async fn list_sessions(&self, user_id: Uuid, now: i64) -> Result<Vec<SessionRecord>> {
-        let members: Vec<String> = self.client.smembers(user_key(user_id)).await?;
+        let all: Vec<Value> = self.client.hgetall::<Value, _>(user_key(user_id)).await?.into_array();
+        let by_field: HashMap<&[u8], &[u8]> =
+            all.chunks_exact(2).filter_map(|pair| Some((bytes(&pair[0])?, bytes(&pair[1])?))).collect();
         let mut sessions = Vec::new();
-        for member in members {
-            let Ok(id) = Uuid::parse_str(&member) else { continue };
-            match self.get_session(id, now).await? {
-                Some(s) => sessions.push(s),
-                // Expired by TTL: tidy the index.
-                None => {
-                    let _: () = self.client.srem(user_key(user_id), &member).await?;
-                }
+        for (field, times) in &by_field {
+            let Some((id, b"t")) = field.split_at_checked(16) else { continue };
+            let Ok(id) = Uuid::from_slice(id) else { continue };
+            let [h, _] = fields(id);
+            let Some(hashes) = by_field.get(h.as_bytes()) else { continue };
+            // Ended but not yet pruned: not a session any more.
+            if let Some(s) = parse(id, user_id, hashes, times).filter(|s| s.is_live(now)) {
+                sessions.push(s);
             }
         }
         sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));

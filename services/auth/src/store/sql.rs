@@ -82,17 +82,21 @@ impl SessionStore for SqlStore {
         Ok(())
     }
 
-    async fn get_session(&self, id: Uuid, now: i64) -> Result<Option<SessionRecord>> {
-        if let Some(cached) = self.sessions.get(&id) {
-            return Ok(cached.filter(|s| s.is_live(now)));
-        }
-        let row = session::Entity::find_by_id(id).one(&self.db).await?.map(record);
-        self.sessions.insert_if_absent(id, row.clone());
-        Ok(row.filter(|s| s.is_live(now)))
+    async fn get_session(&self, user_id: Uuid, id: Uuid, now: i64) -> Result<Option<SessionRecord>> {
+        let row = match self.sessions.get(&id) {
+            Some(cached) => cached,
+            None => {
+                let row = session::Entity::find_by_id(id).one(&self.db).await?.map(record);
+                self.sessions.insert_if_absent(id, row.clone());
+                row
+            }
+        };
+        Ok(row.filter(|s| s.user_id == user_id && s.is_live(now)))
     }
 
     async fn rotate(
         &self,
+        user_id: Uuid,
         id: Uuid,
         presented_hash: &str,
         new_hash: &str,
@@ -109,6 +113,7 @@ impl SessionStore for SqlStore {
             .col_expr(session::Column::PreviousHash, Expr::value(presented_hash))
             .col_expr(session::Column::RotatedAt, Expr::value(now))
             .filter(session::Column::Id.eq(id))
+            .filter(session::Column::UserId.eq(user_id))
             .filter(session::Column::RefreshHash.eq(presented_hash))
             .filter(session::Column::ExpiresAt.gt(now))
             .filter(session::Column::RefreshExpiresAt.gt(now))
@@ -125,7 +130,7 @@ impl SessionStore for SqlStore {
         self.sessions.remove(&id);
         // Lost the race, or the token is stale or expired: read what the session is now.
         let row = session::Entity::find_by_id(id).one(&self.db).await?.map(record);
-        Ok(match row {
+        Ok(match row.filter(|s| s.user_id == user_id) {
             None => Rotation::Missing,
             Some(s) if !s.is_live(now) => {
                 session::Entity::delete_by_id(id).exec(&self.db).await?;
@@ -136,14 +141,20 @@ impl SessionStore for SqlStore {
         })
     }
 
-    async fn delete_session(&self, id: Uuid) -> Result<Option<Uuid>> {
-        let row = session::Entity::find_by_id(id).one(&self.db).await?;
-        session::Entity::delete_by_id(id).exec(&self.db).await?;
-        self.sessions.insert(id, None);
-        Ok(row.map(|r| r.user_id))
+    async fn delete_session(&self, user_id: Uuid, id: Uuid) -> Result<bool> {
+        let deleted = session::Entity::delete_many()
+            .filter(session::Column::Id.eq(id))
+            .filter(session::Column::UserId.eq(user_id))
+            .exec(&self.db)
+            .await?;
+        // Only a session this call ended gets a tombstone: another user's stays cached.
+        if deleted.rows_affected > 0 {
+            self.sessions.insert(id, None);
+        }
+        Ok(deleted.rows_affected > 0)
     }
 
-    async fn delete_user_sessions(&self, user_id: Uuid, keep: Option<Uuid>) -> Result<Vec<Uuid>> {
+    async fn delete_user_sessions(&self, user_id: Uuid, keep: Option<Uuid>, now: i64) -> Result<Vec<Uuid>> {
         let mut filter = Condition::all().add(session::Column::UserId.eq(user_id));
         if let Some(keep) = keep {
             filter = filter.add(session::Column::Id.ne(keep));
@@ -156,11 +167,13 @@ impl SessionStore for SqlStore {
             .exec_with_returning(&self.db)
             .await?
             .into_iter()
+            .map(|row| {
+                self.sessions.insert(row.id, None);
+                record(row)
+            })
+            .filter(|s| s.is_live(now))
             .map(|s| s.id)
             .collect();
-        for id in &ids {
-            self.sessions.insert(*id, None);
-        }
         Ok(ids)
     }
 
