@@ -2,10 +2,14 @@
 use super::{RoleInherits, RolePermissions, Roles, UserRoles, bump_generation, generation};
 use crate::api::{NewRole, Role};
 use crate::graph::RoleGraph;
-use sea_orm::sea_query::{Cond, Expr, ExprTrait, Order, Query};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, IsolationLevel, SqlErr, TransactionTrait};
+use sea_orm::sea_query::{Cond, Expr, ExprTrait, Order, Query, SelectStatement};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, IsolationLevel, QueryResult, SqlErr, StreamTrait,
+    TransactionTrait,
+};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
+use tokio_stream::StreamExt;
 use warden_common::{Error, ErrorCode, Result};
 
 pub(crate) fn not_found(name: &str) -> Error {
@@ -25,7 +29,7 @@ pub(crate) async fn load_graph(db: &DatabaseConnection) -> Result<RoleGraph, DbE
 }
 
 /// All roles sorted by name, or only `only`; entries and parents sorted.
-pub(crate) async fn load(db: &impl ConnectionTrait, only: Option<&str>) -> Result<Vec<Role>, DbErr> {
+pub(crate) async fn load(db: &(impl ConnectionTrait + StreamTrait), only: Option<&str>) -> Result<Vec<Role>, DbErr> {
     let mut roles = Query::select();
     roles.columns([Roles::Name, Roles::Builtin]).from(Roles::Table).order_by(Roles::Name, Order::Asc);
     let mut permissions = Query::select();
@@ -44,26 +48,47 @@ pub(crate) async fn load(db: &impl ConnectionTrait, only: Option<&str>) -> Resul
         inherits.and_where(Expr::col(RoleInherits::Role).eq(name));
     }
 
+    // Rows are streamed, not collected: with 10,000 roles a collected result was tens of MB
+    // of row objects per reload, which glibc's arenas then kept.
     let mut by_name = BTreeMap::new();
-    for row in db.query_all(&roles).await? {
+    each_row(db, &roles, |row| {
         let name: String = row.try_get("", "name")?;
         let builtin = row.try_get("", "builtin")?;
         by_name.insert(name.clone(), Role { name, permissions: Vec::new(), inherits: Vec::new(), builtin });
-    }
+        Ok(())
+    })
+    .await?;
     if by_name.is_empty() {
         return Ok(Vec::new());
     }
-    for row in db.query_all(&permissions).await? {
+    each_row(db, &permissions, |row| {
         if let Some(role) = by_name.get_mut(&row.try_get::<String>("", "role")?) {
             role.permissions.push(row.try_get("", "permission")?);
         }
-    }
-    for row in db.query_all(&inherits).await? {
+        Ok(())
+    })
+    .await?;
+    each_row(db, &inherits, |row| {
         if let Some(role) = by_name.get_mut(&row.try_get::<String>("", "role")?) {
             role.inherits.push(row.try_get("", "parent")?);
         }
-    }
+        Ok(())
+    })
+    .await?;
     Ok(by_name.into_values().collect())
+}
+
+/// Runs `f` on each row of `select` as it arrives.
+async fn each_row<C: StreamTrait>(
+    db: &C,
+    select: &SelectStatement,
+    mut f: impl FnMut(QueryResult) -> Result<(), DbErr>,
+) -> Result<(), DbErr> {
+    let mut rows = std::pin::pin!(db.stream(select).await?);
+    while let Some(row) = rows.next().await {
+        f(row?)?;
+    }
+    Ok(())
 }
 
 /// Whether a role exists.
