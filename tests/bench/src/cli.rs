@@ -1,6 +1,7 @@
 //! The command line and the run: ceilings, then each mode's scenarios, then the report.
 use crate::fleet::{Fleet, Mode, Setup};
 use crate::growth::{self, GrowthPlan};
+use crate::process_args::{Defaults, ProcessArgs};
 use crate::report::{ModeReport, Report};
 use crate::scenarios::{self, Concurrency, Runner, ScenarioResult};
 use crate::seed::Population;
@@ -10,6 +11,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+
+/// Redis database 13 (14 is the drill's); `info` logs, the audit log being part of the cost.
+const DEFAULTS: Defaults = Defaults { redis_db: 13, rust_log: "info" };
 
 #[derive(Debug, Parser)]
 #[command(name = "warden-bench", about = "Load benchmark of Warden (issue 11)")]
@@ -57,28 +61,11 @@ pub struct RunArgs {
     /// Worker threads of the load generator's runtime.
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
-    /// The warden binary (default: `warden` next to this binary).
-    #[arg(long)]
-    warden_bin: Option<PathBuf>,
-    /// PostgreSQL server for split mode; the bench creates and drops its own database.
-    #[arg(long, env = "WARDEN_TEST_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-    postgres_url: String,
-    /// Redis server for split mode.
-    #[arg(long, env = "WARDEN_TEST_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    redis_url: String,
-    /// Redis database index the bench uses (its `warden:*` keys there are deleted at the end).
-    #[arg(long, default_value_t = 13)]
-    redis_db: u8,
-    /// Start a private `redis-server` (from PATH) for split mode instead of using --redis-url:
-    /// nothing else on the machine can touch (or flush) its data or share its CPU.
-    #[arg(long)]
-    private_redis: bool,
+    #[command(flatten)]
+    process: ProcessArgs,
     /// Extra environment for every Warden process, e.g. `--warden-env WARDEN_HASH_CONCURRENCY=1`.
     #[arg(long, value_parser = parse_env)]
     warden_env: Vec<(String, String)>,
-    /// Log filter for the Warden processes.
-    #[arg(long, default_value = "info")]
-    rust_log: String,
     /// Run only scenarios whose name contains one of these (comma-separated), e.g. `bearer,gRPC`.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -151,23 +138,7 @@ impl Plan {
             requests: args.connections.unwrap_or(if args.smoke { 4 } else { 32 }),
             logins: args.login_connections.unwrap_or(if args.smoke { 2 } else { 2 * cores + 2 }),
         };
-        let warden = match &args.warden_bin {
-            Some(p) => p.clone(),
-            None => std::env::current_exe()?.parent().context("binary has no directory")?.join("warden"),
-        };
-        anyhow::ensure!(
-            warden.is_file(),
-            "{} not found: build it (`cargo build --release -p warden`) or pass --warden-bin",
-            warden.display()
-        );
-        let setup = Setup {
-            warden,
-            postgres_url: Some(args.postgres_url.clone()),
-            redis_url: Some(redis_mem::with_db(&args.redis_url, args.redis_db)),
-            private_redis: args.private_redis,
-            rust_log: args.rust_log.clone(),
-            extra_env: args.warden_env.clone(),
-        };
+        let setup = args.process.setup(DEFAULTS, args.warden_env.clone())?;
         let growth = (args.growth || args.smoke)
             .then(|| growth_plan(&args, &setup, concurrency, duration, warmup))
             .transpose()?;
@@ -222,8 +193,9 @@ fn growth_plan(
     // The large fleet's data must not share a store with the small one's: a private
     // redis-server per fleet, or another database index of the shared Redis.
     let mut large = setup.clone();
-    if !args.private_redis {
-        large.redis_url = Some(redis_mem::with_db(&args.redis_url, (args.redis_db + 1) % 16));
+    if !args.process.private_redis {
+        let db = (args.process.redis_db(DEFAULTS) + 1) % 16;
+        large.redis_url = Some(redis_mem::with_db(&args.process.redis_url, db));
     }
     Ok(GrowthPlan {
         setups: [setup.clone(), large],
@@ -303,7 +275,7 @@ async fn run(plan: &Plan, client: tokio::runtime::Handle) -> anyhow::Result<Repo
         if plan.setup.private_redis {
             "a private redis-server".to_owned()
         } else {
-            format!("db {} of {}", plan.args.redis_db, plan.args.redis_url)
+            format!("db {} of {}", plan.args.process.redis_db(DEFAULTS), plan.args.process.redis_url)
         }
     );
     eprintln!("warden-bench: {settings}");

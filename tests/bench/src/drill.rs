@@ -11,13 +11,13 @@
 //! send twice (a refresh inside the replay window yields the same successor). An answer is
 //! never retried: a 5xx counts as a failed request. The drill passes only with zero failed
 //! requests.
-use crate::fleet::{self, Fleet, Setup, Stop};
+use crate::fleet::{self, Fleet, Setup};
 use crate::http::{Conn, Req};
+use crate::process_args::{Defaults, ProcessArgs};
 use anyhow::{Context, bail};
 use hyper::StatusCode;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,6 +26,15 @@ use std::time::{Duration, Instant};
 const SERVICES: [&str; 5] = ["auth", "token", "key", "rbac", "gateway"];
 /// Longest a revocation may take to hold on every gateway before the drill fails.
 const REVOCATION_LIMIT: Duration = Duration::from_secs(5);
+
+/// How a replica is stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stop {
+    /// SIGKILL: a crash; nothing is drained.
+    Kill,
+    /// SIGTERM: what Kubernetes sends a pod it deletes; in-flight requests drain.
+    Term,
+}
 
 #[derive(Debug, clap::Args)]
 pub struct DrillArgs {
@@ -361,7 +370,7 @@ async fn drive(args: &DrillArgs, setup: &Setup, fleet: &mut Fleet) -> anyhow::Re
     let stopping = Instant::now();
     for &v in &victims {
         match args.stop {
-            Stop::Kill => fleet.stop_one(v, Stop::Kill, Duration::from_secs(5)).await?,
+            Stop::Kill => fleet.kill_one(v, Duration::from_secs(5)).await?,
             // At once, as a rollout's deletions would: each drains in parallel.
             Stop::Term => fleet.procs[v].terminate(),
         }
@@ -467,46 +476,20 @@ fn report(
 pub struct DrillCli {
     #[command(flatten)]
     drill: DrillArgs,
-    /// The warden binary (default: `warden` next to this binary).
-    #[arg(long)]
-    warden_bin: Option<PathBuf>,
-    /// PostgreSQL server; the drill creates and drops its own database.
-    #[arg(long, env = "WARDEN_TEST_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-    postgres_url: String,
-    /// Redis server.
-    #[arg(long, env = "WARDEN_TEST_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    redis_url: String,
-    /// Redis database index the drill uses (its `warden:*` keys there are deleted at the end).
-    #[arg(long, default_value_t = 14)]
-    redis_db: u8,
-    /// Start a private `redis-server` (from PATH) instead of using --redis-url.
-    #[arg(long)]
-    private_redis: bool,
-    /// Log filter for the Warden processes.
-    #[arg(long, default_value = "warn")]
-    rust_log: String,
+    #[command(flatten)]
+    process: ProcessArgs,
 }
 
+/// Redis database 14 (13 is warden-bench's); warnings only.
+const DEFAULTS: Defaults = Defaults { redis_db: 14, rust_log: "warn" };
+
 pub fn run_cli(cli: DrillCli) -> std::process::ExitCode {
-    let warden = match cli.warden_bin.clone() {
-        Some(path) => path,
-        None => match std::env::current_exe() {
-            Ok(exe) => exe.with_file_name("warden"),
-            Err(e) => {
-                eprintln!("warden-drill: {e}");
-                return std::process::ExitCode::FAILURE;
-            }
-        },
-    };
-    // The processes run in their own directory: the path must not be relative.
-    let warden = std::path::absolute(&warden).unwrap_or(warden);
-    let setup = Setup {
-        warden,
-        postgres_url: Some(cli.postgres_url.clone()),
-        redis_url: Some(crate::redis_mem::with_db(&cli.redis_url, cli.redis_db)),
-        private_redis: cli.private_redis,
-        rust_log: cli.rust_log.clone(),
-        extra_env: Vec::new(),
+    let setup = match cli.process.setup(DEFAULTS, Vec::new()) {
+        Ok(setup) => setup,
+        Err(e) => {
+            eprintln!("warden-drill: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     match runtime.block_on(run(&cli.drill, &setup)) {

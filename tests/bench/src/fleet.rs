@@ -70,15 +70,6 @@ struct Launch {
     listen: SocketAddr,
 }
 
-/// How a replica is stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Stop {
-    /// SIGKILL: a crash; nothing is drained.
-    Kill,
-    /// SIGTERM: what Kubernetes sends a pod it deletes; in-flight requests drain.
-    Term,
-}
-
 fn base_env(setup: &Setup, http_port: u16, password: &str) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     let mut set = |k: &str, v: String| {
@@ -256,13 +247,10 @@ impl Fleet {
         self.procs.iter().position(|p| p.name == name)
     }
 
-    /// Stops process `index` the way `how` says and waits for it to exit.
-    pub async fn stop_one(&mut self, index: usize, how: Stop, within: Duration) -> anyhow::Result<()> {
+    /// Kills process `index` (SIGKILL, a crash) and waits for it to exit.
+    pub async fn kill_one(&mut self, index: usize, within: Duration) -> anyhow::Result<()> {
         let proc = &mut self.procs[index];
-        match how {
-            Stop::Kill => proc.kill(),
-            Stop::Term => proc.terminate(),
-        }
+        proc.kill();
         proc.wait_exit(within).await?;
         Ok(())
     }

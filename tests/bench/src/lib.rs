@@ -10,6 +10,7 @@ pub mod fleet;
 pub mod growth;
 pub mod http;
 pub mod load;
+pub mod process_args;
 pub mod procs;
 pub mod redis_mem;
 pub mod report;
