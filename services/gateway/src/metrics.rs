@@ -6,9 +6,11 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::LazyLock;
 use std::time::Instant;
 use tracing::Instrument;
 use warden_common::deadline;
+use warden_common::metrics::{Timed, TimedCache};
 
 /// Installs the global recorder once (tests start several gateways in one process).
 pub fn recorder() -> Option<PrometheusHandle> {
@@ -39,9 +41,12 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
         .await;
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);
-    let labels = [("method", method.to_owned()), ("route", route), ("status", status.to_string())];
-    metrics::counter!("warden_http_requests_total", &labels).increment(1);
-    metrics::histogram!("warden_http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
+    static ROUTES: LazyLock<TimedCache<(&'static str, u16)>> = LazyLock::new(TimedCache::default);
+    // Route labels are the router's templates (or "unmatched"): a bounded set.
+    ROUTES.record((method, status), &route, start.elapsed(), || {
+        let labels = [("method", method.to_owned()), ("route", route.clone()), ("status", status.to_string())];
+        Timed::register("warden_http_requests_total", "warden_http_request_duration_seconds", &labels)
+    });
     response
 }
 

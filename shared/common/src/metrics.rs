@@ -15,8 +15,10 @@
 use axum::Router;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::OnceLock;
+use std::hash::Hash;
+use std::sync::{LazyLock, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -69,13 +71,82 @@ pub fn render() -> String {
 /// (`/warden.auth.v1.AuthService/Login`); calls to unknown methods are counted under
 /// `unknown`, so a caller cannot mint label values.
 pub fn record_rpc(path: &str, code: tonic::Code, elapsed: Duration) {
-    let (service, method) = match (code, path.trim_start_matches('/').split_once('/')) {
-        (tonic::Code::Unimplemented, _) | (_, None) => ("unknown", "unknown"),
-        (_, Some(parts)) => parts,
+    static RPCS: LazyLock<TimedCache<i32>> = LazyLock::new(TimedCache::default);
+    let register = || {
+        let (service, method) = match (code, path.trim_start_matches('/').split_once('/')) {
+            (tonic::Code::Unimplemented, _) | (_, None) => ("unknown", "unknown"),
+            (_, Some(parts)) => parts,
+        };
+        let labels =
+            [("service", service.to_owned()), ("method", method.to_owned()), ("code", code_name(code).to_owned())];
+        Timed::register("warden_grpc_server_requests_total", "warden_grpc_server_request_duration_seconds", &labels)
     };
-    let labels = [("service", service.to_owned()), ("method", method.to_owned()), ("code", code_name(code).to_owned())];
-    metrics::counter!("warden_grpc_server_requests_total", &labels).increment(1);
-    metrics::histogram!("warden_grpc_server_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    if code == tonic::Code::Unimplemented {
+        // Paths nothing serves are the caller's to invent: never kept.
+        register().record(elapsed);
+    } else {
+        RPCS.record(code as i32, path, elapsed, register);
+    }
+}
+
+/// A request counter and its latency histogram under one label set.
+#[derive(Clone)]
+pub struct Timed {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+impl Timed {
+    pub fn register(requests: &'static str, duration: &'static str, labels: &[(&'static str, String)]) -> Timed {
+        Timed { requests: metrics::counter!(requests, labels), duration: metrics::histogram!(duration, labels) }
+    }
+
+    pub fn record(&self, elapsed: Duration) {
+        self.requests.increment(1);
+        self.duration.record(elapsed.as_secs_f64());
+    }
+}
+
+/// Label sets most kept in one [`TimedCache`]; past it, metrics are registered per call.
+const CACHED_LABEL_SETS: usize = 1024;
+
+/// Keeps the [`Timed`] handles of each label set, keyed by a small value and a name (an RPC
+/// path, a route). Registering a metric hashes and copies its labels and looks it up in the
+/// recorder's registry, on every call; at tens of thousands of calls a second that is worth
+/// doing once. Callers key it only by values drawn from a bounded set (routes, served RPCs,
+/// status codes); the cap guards against a mistake.
+pub struct TimedCache<K> {
+    entries: RwLock<HashMap<K, HashMap<String, Timed>>>,
+}
+
+impl<K> Default for TimedCache<K> {
+    fn default() -> Self {
+        TimedCache { entries: RwLock::new(HashMap::new()) }
+    }
+}
+
+impl<K: Copy + Eq + Hash> TimedCache<K> {
+    /// Records `elapsed` under the handles kept for (`key`, `name`), made by `register` the
+    /// first time. Kept only once Warden's recorder is installed: handles made before any
+    /// recorder would stay no-ops forever.
+    pub fn record(&self, key: K, name: &str, elapsed: Duration, register: impl FnOnce() -> Timed) {
+        {
+            let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(timed) = entries.get(&key).and_then(|names| names.get(name)) {
+                timed.record(elapsed);
+                return;
+            }
+        }
+        let timed = register();
+        timed.record(elapsed);
+        if recorder().is_none() {
+            return;
+        }
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if entries.values().map(HashMap::len).sum::<usize>() < CACHED_LABEL_SETS {
+            entries.entry(key).or_default().entry(name.to_owned()).or_insert(timed);
+        }
+    }
 }
 
 /// The canonical name of a gRPC status code (`OK`, `UNAUTHENTICATED`, …).
@@ -108,4 +179,55 @@ pub async fn serve(listener: TcpListener, stop: impl Future<Output = ()> + Send 
     recorder();
     let app = Router::new().route("/metrics", get(|| async { render() }));
     axum::serve(listener, app).with_graceful_shutdown(stop).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(rendered: &str, line_start: &str) -> Option<u64> {
+        rendered.lines().find(|l| l.starts_with(line_start))?.rsplit(' ').next()?.parse().ok()
+    }
+
+    #[test]
+    fn kept_handles_count_like_fresh_ones() {
+        recorder().expect("this test binary installs no other recorder");
+        let path = "/warden.test.v1.Cached/Call";
+        for _ in 0..3 {
+            record_rpc(path, tonic::Code::Ok, Duration::from_micros(300));
+        }
+        record_rpc(path, tonic::Code::NotFound, Duration::from_micros(300));
+        let text = render();
+        let ok = r#"warden_grpc_server_requests_total{service="warden.test.v1.Cached",method="Call",code="OK"}"#;
+        let not_found =
+            r#"warden_grpc_server_requests_total{service="warden.test.v1.Cached",method="Call",code="NOT_FOUND"}"#;
+        assert_eq!(count(&text, ok), Some(3), "{text}");
+        assert_eq!(count(&text, not_found), Some(1), "{text}");
+    }
+
+    #[test]
+    fn invented_paths_are_counted_as_unknown_and_not_kept() {
+        recorder().expect("this test binary installs no other recorder");
+        for i in 0..5 {
+            record_rpc(&format!("/made.up.v1.Service{i}/Method"), tonic::Code::Unimplemented, Duration::ZERO);
+        }
+        let text = render();
+        assert!(!text.contains("made.up"), "{text}");
+        let unknown = r#"warden_grpc_server_requests_total{service="unknown",method="unknown",code="UNIMPLEMENTED"}"#;
+        assert!(count(&text, unknown).is_some_and(|n| n >= 5), "{text}");
+    }
+
+    #[test]
+    fn the_cache_stops_keeping_at_its_cap() {
+        recorder().expect("this test binary installs no other recorder");
+        let cache = TimedCache::<u8>::default();
+        for i in 0..CACHED_LABEL_SETS + 10 {
+            let name = format!("/cap/{i}");
+            cache.record(0, &name, Duration::ZERO, || {
+                Timed::register("warden_test_cap_total", "warden_test_cap_seconds", &[("n", name.clone())])
+            });
+        }
+        let kept: usize = cache.entries.read().unwrap().values().map(HashMap::len).sum();
+        assert_eq!(kept, CACHED_LABEL_SETS);
+    }
 }
