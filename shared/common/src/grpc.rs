@@ -68,9 +68,9 @@ const DOWN_FOR: Duration = Duration::from_secs(1);
 /// - Calls go to the endpoints in turn. A call that never reached its endpoint (connection
 ///   refused or timed out, stream refused by a draining server) is sent to the next one,
 ///   whatever the RPC, since nothing was done; that endpoint is then tried last for a
-///   second. A call whose connection broke after it left (the replica crashed) is sent to
-///   the next endpoint only if it is [`repeatable`]. An answer, even an error status, is
-///   never retried. (tonic's own balancer keeps
+///   second. A call whose connection broke after it left (the replica crashed), before its
+///   answer was whole, is sent to the next endpoint only if it is [`repeatable`]. An answer,
+///   even an error status, is never retried. (tonic's own balancer keeps
 ///   choosing an endpoint whose connection fails, so half the calls fail while one of two
 ///   replicas is down.)
 #[derive(Clone, Debug)]
@@ -115,6 +115,11 @@ impl Peers {
         self.epoch.elapsed().as_millis() as u64
     }
 
+    /// Tries `peer` only after the others for [`DOWN_FOR`].
+    fn set_aside(&self, peer: &Peer) {
+        peer.down_until.store(self.now_ms() + DOWN_FOR.as_millis() as u64, Ordering::Relaxed);
+    }
+
     /// The endpoints to try, in order: the next in turn first, those that refused
     /// connections lately last.
     fn order(&self) -> Vec<usize> {
@@ -134,7 +139,8 @@ impl Peers {
         // Unary requests are small: keep the encoded body to send it again if need be.
         let (parts, body) = request.into_parts();
         let bytes = body.collect().await?.to_bytes();
-        let mut last = None;
+        let repeat = repeatable(parts.uri.path());
+        let mut last: Option<BoxError> = None;
         for i in self.order() {
             let mut attempt = http::Request::new(Body::new(Full::new(bytes.clone())));
             *attempt.method_mut() = parts.method.clone();
@@ -144,20 +150,35 @@ impl Peers {
             let peer = &self.endpoints[i];
             match peer.channel.clone().oneshot(attempt).await {
                 Err(e) if never_sent(&e) => {
-                    peer.down_until.store(self.now_ms() + DOWN_FOR.as_millis() as u64, Ordering::Relaxed);
-                    last = Some(e);
+                    self.set_aside(peer);
+                    last = Some(e.into());
                 }
                 // The connection broke after the call left (its replica crashed): an answer
                 // never came, so the call may or may not have run. Only a call that is safe
                 // to run twice goes to the next endpoint.
-                Err(e) if repeatable(parts.uri.path()) => {
-                    peer.down_until.store(self.now_ms() + DOWN_FOR.as_millis() as u64, Ordering::Relaxed);
-                    last = Some(e);
+                Err(e) if repeat => {
+                    self.set_aside(peer);
+                    last = Some(e.into());
+                }
+                // The answer's headers came, but the replica may crash before its body and
+                // status do: the body then fails after this function has returned, where no
+                // retry is possible (a drill saw one such 503 in 14,000 requests). A call
+                // that may be repeated is read whole here, and its broken answer is one
+                // that never came.
+                Ok(answer) if repeat => {
+                    let (head, body) = answer.into_parts();
+                    match body.collect().await {
+                        Ok(whole) => return Ok(http::Response::from_parts(head, Body::new(whole))),
+                        Err(e) => {
+                            self.set_aside(peer);
+                            last = Some(e.into());
+                        }
+                    }
                 }
                 answer => return answer.map_err(Into::into),
             }
         }
-        Err(last.map_or_else(|| "no endpoint".into(), Into::into))
+        Err(last.unwrap_or_else(|| "no endpoint".into()))
     }
 }
 

@@ -4,9 +4,10 @@
 //! replica may already have done it.
 use axum::body::Bytes;
 use axum::http;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::body::Body;
 use tower::ServiceExt;
@@ -16,6 +17,8 @@ use warden_common::grpc::{channel, repeatable};
 enum Replica {
     /// Takes the call, then closes the connection without answering.
     CrashesHoldingTheCall,
+    /// Sends the answer's headers, then closes the connection before its body and status.
+    CrashesMidAnswer,
     /// Answers every call with an empty OK.
     Healthy,
 }
@@ -31,8 +34,20 @@ async fn replica(kind: Replica, calls: Arc<AtomicUsize>) -> String {
                 let Ok(mut connection) = h2::server::handshake(socket).await else { return };
                 while let Some(Ok((_request, mut respond))) = connection.accept().await {
                     calls.fetch_add(1, Ordering::SeqCst);
-                    if let Replica::CrashesHoldingTheCall = kind {
-                        return;
+                    match kind {
+                        Replica::CrashesHoldingTheCall => return,
+                        Replica::CrashesMidAnswer => {
+                            let head = http::Response::builder()
+                                .status(200)
+                                .header("content-type", "application/grpc")
+                                .body(())
+                                .unwrap();
+                            let _ = respond.send_response(head, false);
+                            // Drive the connection long enough to send the headers, then die.
+                            let _ = tokio::time::timeout(Duration::from_millis(100), connection.accept()).await;
+                            return;
+                        }
+                        Replica::Healthy => {}
                     }
                     let ok = http::Response::builder()
                         .status(200)
@@ -67,18 +82,15 @@ struct Pair {
 }
 
 /// Two replicas, the crashing one first in turn.
-async fn pair() -> Pair {
+async fn pair(crash: Replica) -> Pair {
     let (crashing, healthy) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let endpoints = vec![
-        replica(Replica::CrashesHoldingTheCall, crashing.clone()).await,
-        replica(Replica::Healthy, healthy.clone()).await,
-    ];
+    let endpoints = vec![replica(crash, crashing.clone()).await, replica(Replica::Healthy, healthy.clone()).await];
     Pair { crashing, healthy, channel: channel("TEST", &endpoints, None).unwrap() }
 }
 
 #[tokio::test]
 async fn a_repeatable_call_held_by_a_crashed_replica_is_answered_by_the_next() {
-    let Pair { crashing, healthy, channel } = pair().await;
+    let Pair { crashing, healthy, channel } = pair(Replica::CrashesHoldingTheCall).await;
     let path = "/warden.rbac.v1.RbacService/CheckPermissions";
     assert!(repeatable(path));
 
@@ -89,12 +101,36 @@ async fn a_repeatable_call_held_by_a_crashed_replica_is_answered_by_the_next() {
 }
 
 #[tokio::test]
+async fn a_repeatable_call_whose_answer_broke_off_is_answered_by_the_next() {
+    let Pair { crashing, healthy, channel } = pair(Replica::CrashesMidAnswer).await;
+    let path = "/warden.auth.v1.AuthService/Refresh";
+    assert!(repeatable(path));
+
+    let answer = channel.oneshot(call(path)).await.expect("answered by the healthy replica");
+    assert_eq!(answer.headers()["grpc-status"], "0");
+    answer.into_body().collect().await.expect("the answer is whole");
+    assert_eq!(crashing.load(Ordering::SeqCst), 1, "the call first reached the replica that crashed");
+    assert_eq!(healthy.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn a_call_that_must_not_run_twice_fails_instead_of_being_repeated() {
-    let Pair { crashing, healthy, channel } = pair().await;
+    let Pair { crashing, healthy, channel } = pair(Replica::CrashesHoldingTheCall).await;
     let path = "/warden.auth.v1.AuthService/CreateUser";
     assert!(!repeatable(path));
 
     channel.oneshot(call(path)).await.expect_err("the crashed replica's answer never came");
+    assert_eq!(crashing.load(Ordering::SeqCst), 1);
+    assert_eq!(healthy.load(Ordering::SeqCst), 0, "not repeated on the other replica");
+}
+
+#[tokio::test]
+async fn a_call_that_must_not_run_twice_keeps_its_broken_answer() {
+    let Pair { crashing, healthy, channel } = pair(Replica::CrashesMidAnswer).await;
+    let path = "/warden.auth.v1.AuthService/CreateUser";
+
+    let answer = channel.oneshot(call(path)).await.expect("the headers came");
+    answer.into_body().collect().await.expect_err("the body never came");
     assert_eq!(crashing.load(Ordering::SeqCst), 1);
     assert_eq!(healthy.load(Ordering::SeqCst), 0, "not repeated on the other replica");
 }
