@@ -190,8 +190,8 @@ impl AuthService {
     /// current refresh hash is one this service issued for that session, byte for byte (only
     /// the hash of an issued token is ever stored), so its signature, type and expiry were
     /// checked when it was made and the session record bounds its life. The unverified payload
-    /// only names the user and session to look up. Anything else (stale, reused, forged, expired) takes
-    /// the full path, which verifies the signature before it may revoke a session.
+    /// only names the user and session to look up. Anything else (stale, reused, forged,
+    /// expired) takes the full path, which verifies the signature before it may revoke a session.
     async fn refresh_current(&self, refresh_token: &Secret, presented: &str) -> Result<Option<TokenPair>> {
         let Some((subject, session_id)) = unverified_session(refresh_token.expose()) else { return Ok(None) };
         let now = self.clock.unix();
@@ -572,7 +572,8 @@ impl AuthApi for AuthService {
     }
 }
 
-/// The `sid` claim of a JWT, read WITHOUT checking anything: only a lookup key, never trusted.
+/// The `sub` and `sid` claims of a JWT, read WITHOUT checking anything: only a lookup key,
+/// never trusted.
 fn unverified_session(token: &str) -> Option<(Uuid, Uuid)> {
     use base64::Engine as _;
     #[derive(serde::Deserialize)]

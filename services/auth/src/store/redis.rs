@@ -5,11 +5,12 @@
 //! `<id>h` holds the current and the previous refresh-token hash (raw SHA-256, 32 + 32 bytes)
 //! and `<id>t` the times (`created expires refresh_expires last_refreshed rotated`, decimal),
 //! where `<id>` is the session id's 16 raw bytes. Both stay under Redis' listpack limits
-//! (64-byte values), so a user with up to 64 sessions costs one small key: about 200 bytes for
-//! a user's first session and 80 for each further one, against ~630 when every session and
-//! every user's index were keys of their own. Ending all of a user's sessions is one `DEL`.
-//! The key lives as long as its longest-lived session; ended sessions are pruned by logins
-//! (amortised: when the hash has doubled since the last prune) and by the reads that meet them.
+//! (64-byte values), so a user with up to 64 sessions costs one small key: about 300 bytes for
+//! a user's only session and 120 for each further one (BENCHMARKS.md), against ~630 when every
+//! session and every user's index were keys of their own. Ending all of a user's sessions is
+//! one script. The key lives as long as its longest-lived session; ended sessions are pruned
+//! by logins (amortised: when the hash has doubled since the last prune), and a refresh that
+//! finds its session ended deletes it.
 use super::{FailureState, LockoutPolicy, Rotation, SessionRecord, SessionStore};
 use fred::prelude::*;
 use fred::types::scripts::Script;
