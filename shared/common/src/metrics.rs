@@ -127,8 +127,8 @@ impl<K> Default for TimedCache<K> {
 
 impl<K: Copy + Eq + Hash> TimedCache<K> {
     /// Records `elapsed` under the handles kept for (`key`, `name`), made by `register` the
-    /// first time. Kept only once Warden's recorder is installed: handles made before any
-    /// recorder would stay no-ops forever.
+    /// first time, after Warden's recorder is installed; kept only if that recorder is the
+    /// process's (another installed first: registered per call, as without the cache).
     pub fn record(&self, key: K, name: &str, elapsed: Duration, register: impl FnOnce() -> Timed) {
         {
             let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
@@ -137,9 +137,12 @@ impl<K: Copy + Eq + Hash> TimedCache<K> {
                 return;
             }
         }
+        // Installed first, so the handles registered next are the recorder's and not the
+        // no-ops of a process without one (a cached no-op would never count).
+        let ours = recorder().is_some();
         let timed = register();
         timed.record(elapsed);
-        if recorder().is_none() {
+        if !ours {
             return;
         }
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
