@@ -26,10 +26,16 @@ use tokio::net::TcpListener;
 /// login waiting for a password hash.
 const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Whether Warden's recorder is the process's (without installing it).
+fn installed() -> bool {
+    HANDLE.get().is_some_and(Option::is_some)
+}
+
 /// Installs the global recorder once (tests start several services in one process) and
 /// returns its handle; `None` when another recorder was installed first.
 pub fn recorder() -> Option<PrometheusHandle> {
-    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
@@ -127,8 +133,8 @@ impl<K> Default for TimedCache<K> {
 
 impl<K: Copy + Eq + Hash> TimedCache<K> {
     /// Records `elapsed` under the handles kept for (`key`, `name`), made by `register` the
-    /// first time, after Warden's recorder is installed; kept only if that recorder is the
-    /// process's (another installed first: registered per call, as without the cache).
+    /// first time. They are kept only once Warden's recorder is installed (a process that
+    /// serves no metrics, or has another recorder, registers per call as without the cache).
     pub fn record(&self, key: K, name: &str, elapsed: Duration, register: impl FnOnce() -> Timed) {
         {
             let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
@@ -137,9 +143,9 @@ impl<K: Copy + Eq + Hash> TimedCache<K> {
                 return;
             }
         }
-        // Installed first, so the handles registered next are the recorder's and not the
-        // no-ops of a process without one (a cached no-op would never count).
-        let ours = recorder().is_some();
+        // Checked first: handles registered before Warden's recorder is installed are no-ops
+        // for good, and must not be kept.
+        let ours = installed();
         let timed = register();
         timed.record(elapsed);
         if !ours {
