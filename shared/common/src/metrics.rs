@@ -96,7 +96,6 @@ pub fn record_rpc(path: &str, code: tonic::Code, elapsed: Duration) {
 }
 
 /// A request counter and its latency histogram under one label set.
-#[derive(Clone)]
 pub struct Timed {
     requests: metrics::Counter,
     duration: metrics::Histogram,

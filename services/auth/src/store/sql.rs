@@ -162,19 +162,15 @@ impl SessionStore for SqlStore {
         // One `DELETE … RETURNING`: exactly the rows deleted, atomically. (A read-then-delete
         // transaction fails on SQLite in WAL mode with SQLITE_BUSY_SNAPSHOT, not retried by the
         // busy timeout, whenever another connection writes in between: a 503 under load.)
-        let ids: Vec<Uuid> = session::Entity::delete_many()
-            .filter(filter)
-            .exec_with_returning(&self.db)
-            .await?
-            .into_iter()
-            .map(|row| {
-                self.sessions.insert(row.id, None);
-                record(row)
-            })
-            .filter(|s| s.is_live(now))
-            .map(|s| s.id)
-            .collect();
-        Ok(ids)
+        let deleted = session::Entity::delete_many().filter(filter).exec_with_returning(&self.db).await?;
+        let mut ended = Vec::new();
+        for row in deleted.into_iter().map(record) {
+            self.sessions.insert(row.id, None);
+            if row.is_live(now) {
+                ended.push(row.id);
+            }
+        }
+        Ok(ended)
     }
 
     async fn list_sessions(&self, user_id: Uuid, now: i64) -> Result<Vec<SessionRecord>> {
