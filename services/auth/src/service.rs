@@ -286,7 +286,8 @@ impl AuthService {
     }
 
     fn validate_login_input(username: &str, password: &Secret) -> Result<()> {
-        if username.trim().is_empty() || username.len() > 256 {
+        // Characters, as the OpenAPI document's maxLength counts them.
+        if username.trim().is_empty() || username.chars().count() > 256 {
             return Err(Error::validation("username must be 1 to 256 characters"));
         }
         if password.expose().is_empty() {

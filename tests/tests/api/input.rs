@@ -2,7 +2,11 @@
 use serde_json::Value;
 use warden_tests::{ADMIN_PASSWORD, TestWarden, on_every_backend};
 
-on_every_backend!(malformed_and_oversized_input_is_refused, schema_violations_are_refused_as_such);
+on_every_backend!(
+    malformed_and_oversized_input_is_refused,
+    schema_violations_are_refused_as_such,
+    login_usernames_are_bounded_as_the_contract_says
+);
 
 async fn code(r: reqwest::Response) -> (u16, String) {
     let status = r.status().as_u16();
@@ -144,5 +148,18 @@ async fn schema_violations_are_refused_as_such(w: TestWarden) {
     }
     assert!(locked, "wrong current passwords lock the account");
     let r = change("not-the-password", "p".repeat(1025)).await;
+    assert_eq!(code(r).await, (400, "validation_error".into()));
+}
+
+/// Found by schemathesis: the login username is 1 to 256 characters, not all whitespace, as
+/// the OpenAPI document says (its `maxLength` counts characters, not bytes).
+async fn login_usernames_are_bounded_as_the_contract_says(w: TestWarden) {
+    for blank in ["\t", " ", "\u{3000}\u{a0}", "\u{85}"] {
+        assert_eq!(code(w.login(blank, "whatever").await).await, (400, "validation_error".into()), "{blank:?}");
+    }
+    // 256 characters of three bytes each: within the contract, so an unknown user (401).
+    let wide = "\u{20ac}".repeat(256);
+    assert_eq!(code(w.login(&wide, "whatever").await).await, (401, "invalid_credentials".into()));
+    let r = w.login(&"\u{20ac}".repeat(257), "whatever").await;
     assert_eq!(code(r).await, (400, "validation_error".into()));
 }
