@@ -1,54 +1,85 @@
-//! Dedicated threads for password hashing, at the lowest CPU priority.
+//! Dedicated threads for password hashing, scheduled only when nothing else wants the CPU.
 //!
 //! Argon2 is pure CPU for ~10 ms a call. On tokio's blocking pool it competes as an equal
 //! with the runtime threads, so a login flood on 2 cores stretches every other request's
-//! latency. Here it runs on its own threads with nice 10: when nothing else wants the CPU
-//! (a login-only load) hashing still gets all of it; when protected requests arrive, the
-//! scheduler runs them first and logins queue (bounded, see `password.rs`).
+//! latency. Here the hashing threads run under Linux's `SCHED_IDLE` policy: when nothing
+//! else wants the CPU (a login-only load) they still get all of it, and when a request
+//! thread wakes the kernel preempts a hashing thread at once and places the woken thread on
+//! a core that is only hashing as if that core were idle. A niced thread gets neither: at
+//! nice 10 a woken request thread still waited out the hashing thread's time slice, which
+//! tripled the protected requests' p99 during a login flood (BENCHMARKS.md, session 5).
 //!
-//! Why 10 and not 19: niceness weighs against every process in the same CPU cgroup. In a
-//! container that is Warden alone, but on a shared host at nice 19 (weight 15 vs 1024) a
-//! busy neighbour left logins a few percent of a core, seconds per login; at nice 10
-//! (weight 110) they keep about a tenth.
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+//! Idle priority has a cost: against busy threads of the same CPU cgroup (in Kubernetes,
+//! the pod's own; on a host without one, every process of the session) a hashing thread
+//! gets almost nothing (weight 3 against 1024). So one more thread, the rescue worker, runs
+//! at nice 10 and takes only a job that has waited [`RESCUE_AFTER`]: logins then still move
+//! at about a tenth of a core, as they did when every hashing thread ran at nice 10. In a
+//! login flood that the CPU can serve, jobs never wait that long and the rescue worker
+//! sleeps.
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// How long a job waits for an idle-priority worker before the rescue worker takes it.
+const RESCUE_AFTER: Duration = Duration::from_secs(1);
+
+/// The rescue worker's niceness: below the request threads (nice 0), above idle priority.
+const RESCUE_NICE: i32 = 10;
+
 pub(crate) struct HashPool {
-    jobs: mpsc::Sender<Job>,
+    queue: Arc<Queue>,
+    workers: usize,
 }
 
-/// Below the request threads (nice 0); see the module comment for the value.
-const NICE: i32 = 10;
+struct Queue {
+    state: Mutex<State>,
+    /// Signalled on every new job and when the pool stops.
+    changed: Condvar,
+    rescue_after: Duration,
+}
+
+#[derive(Default)]
+struct State {
+    jobs: VecDeque<(Instant, Job)>,
+    stopped: bool,
+}
 
 impl HashPool {
-    /// Starts `workers` threads; they exit once the pool is dropped and their queue is empty.
+    /// Starts `workers` idle-priority threads and the rescue worker; they exit once the pool
+    /// is dropped and their queue is empty.
     pub(crate) fn new(workers: usize) -> Self {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
-        for n in 0..workers.max(1) {
+        Self::with_rescue_after(workers, RESCUE_AFTER)
+    }
+
+    fn with_rescue_after(workers: usize, rescue_after: Duration) -> Self {
+        let queue = Arc::new(Queue { state: Mutex::default(), changed: Condvar::new(), rescue_after });
+        let workers = workers.max(1);
+        for n in 0..workers {
             let queue = queue.clone();
-            std::thread::Builder::new()
-                .name(format!("warden-hash-{n}"))
-                .spawn(move || {
-                    lower_priority();
-                    loop {
-                        // The lock is held only while waiting for the next job, never while hashing.
-                        let next = queue.lock().expect("hash queue lock").recv();
-                        match next {
-                            // A panicking job loses its answer (the caller sees an internal
-                            // error), not the thread: the pool keeps its size.
-                            Ok(job) => {
-                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                            }
-                            Err(_) => return,
-                        }
-                    }
-                })
-                .expect("start a password hashing thread");
+            spawn(format!("warden-hash-{n}"), move || {
+                idle_priority();
+                while let Some(job) = queue.next(Duration::ZERO) {
+                    run_one(job);
+                }
+            });
         }
-        HashPool { jobs }
+        let rescue = queue.clone();
+        spawn("warden-hash-rescue".to_owned(), move || {
+            rescue_priority();
+            while let Some(job) = rescue.next(rescue.rescue_after) {
+                metrics::counter!("warden_password_hash_rescued_total").increment(1);
+                run_one(job);
+            }
+        });
+        HashPool { queue, workers }
+    }
+
+    /// Jobs that can run at once: the idle-priority workers and the rescue worker. Callers
+    /// admit this many, so a job waits in the queue only while the idle workers are busy.
+    pub(crate) fn capacity(&self) -> usize {
+        self.workers + 1
     }
 
     /// Runs `job` on a hashing thread; `None` if the pool has stopped.
@@ -62,39 +93,126 @@ impl HashPool {
             }
             let _ = reply.send(job());
         });
-        self.jobs.send(job).ok()?;
+        {
+            let mut state = self.queue.state.lock().expect("hash queue lock");
+            if state.stopped {
+                return None;
+            }
+            state.jobs.push_back((Instant::now(), job));
+        }
+        // All: the rescue worker waits with its own deadline and must see the new front.
+        self.queue.changed.notify_all();
         answer.await.ok()
     }
 }
 
+impl Drop for HashPool {
+    fn drop(&mut self) {
+        self.queue.state.lock().expect("hash queue lock").stopped = true;
+        self.queue.changed.notify_all();
+    }
+}
+
+impl Queue {
+    /// The oldest job once it has waited `min_age`; `None` when the pool has stopped and
+    /// nothing is left. The lock is held only while waiting, never while hashing.
+    fn next(&self, min_age: Duration) -> Option<Job> {
+        let mut state = self.state.lock().expect("hash queue lock");
+        loop {
+            let front_age = state.jobs.front().map(|(queued, _)| queued.elapsed());
+            state = match front_age {
+                Some(age) if age >= min_age => return state.jobs.pop_front().map(|(_, job)| job),
+                Some(age) => self.changed.wait_timeout(state, min_age - age).expect("hash queue lock").0,
+                None if state.stopped => return None,
+                None => self.changed.wait(state).expect("hash queue lock"),
+            };
+        }
+    }
+}
+
+fn spawn(name: String, body: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new().name(name).spawn(body).expect("start a password hashing thread");
+}
+
+/// A panicking job loses its answer (the caller sees an internal error), not the thread:
+/// the pool keeps its size.
+fn run_one(job: Job) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+}
+
 #[cfg(target_os = "linux")]
-fn lower_priority() {
+fn idle_priority() {
+    use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
+    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    if let Err(e) =
+        thread_priority::set_thread_priority_and_policy(thread_priority::thread_native_id(), ThreadPriority::Min, idle)
+    {
+        // Refused (a seccomp filter, say): nice 10 is the next best thing.
+        tracing::debug!(error = ?e, "password hashing thread cannot take idle priority");
+        rescue_priority();
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn rescue_priority() {
     // On Linux a thread id names one thread for setpriority, so only this thread is niced.
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE) {
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), RESCUE_NICE) {
         tracing::debug!(error = %e, "password hashing thread keeps normal priority");
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn lower_priority() {}
+fn idle_priority() {}
+
+#[cfg(not(target_os = "linux"))]
+fn rescue_priority() {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn current_thread_name() -> String {
+        std::thread::current().name().unwrap_or_default().to_owned()
+    }
+
     #[tokio::test]
-    async fn runs_jobs_on_low_priority_threads() {
+    async fn runs_jobs_on_idle_priority_threads() {
         let pool = HashPool::new(2);
-        let name = pool.run(|| std::thread::current().name().map(str::to_owned)).await.unwrap();
-        assert!(name.unwrap().starts_with("warden-hash-"));
+        assert_eq!(pool.capacity(), 3);
+        let name = pool.run(current_thread_name).await.unwrap();
+        assert!(name.starts_with("warden-hash-") && name != "warden-hash-rescue", "{name}");
         #[cfg(target_os = "linux")]
         {
-            let nice = pool.run(|| rustix::process::getpriority_process(Some(rustix::thread::gettid()))).await;
-            // At least NICE: a process started niced already cannot go back up without privileges.
-            assert!(nice.unwrap().unwrap() >= NICE);
+            use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+            let policy = pool.run(thread_priority::thread_schedule_policy).await.unwrap().unwrap();
+            assert_eq!(policy, ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle));
         }
         let sum: u64 = pool.run(|| (1..=10u64).sum()).await.unwrap();
         assert_eq!(sum, 55);
+    }
+
+    #[tokio::test]
+    async fn a_job_left_waiting_is_rescued_at_low_normal_priority() {
+        let pool = HashPool::with_rescue_after(1, Duration::from_millis(200));
+        let pool = std::sync::Arc::new(pool);
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        // Occupy the only idle-priority worker, as a busy CPU would.
+        let busy = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(move || gate.recv().is_ok()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        let (name, nice) = pool
+            .run(|| (current_thread_name(), rustix::process::getpriority_process(Some(rustix::thread::gettid()))))
+            .await
+            .unwrap();
+        assert_eq!(name, "warden-hash-rescue");
+        assert!(started.elapsed() >= Duration::from_millis(200), "rescued before it waited");
+        #[cfg(target_os = "linux")]
+        assert!(nice.unwrap() >= RESCUE_NICE);
+        release.send(()).unwrap();
+        assert_eq!(busy.await.unwrap(), Some(true));
     }
 
     #[tokio::test]

@@ -1,4 +1,4 @@
-//! Password hashing: Argon2id with OWASP parameters, run on dedicated low-priority threads
+//! Password hashing: Argon2id with OWASP parameters, run on dedicated idle-priority threads
 //! (`hash_pool.rs`) behind a bounded queue, so a login flood waits here instead of starving
 //! the async runtime and every other route.
 use crate::hash_pool::HashPool;
@@ -83,7 +83,9 @@ impl PasswordHasher {
         let workers = workers.max(1);
         let waiting = AtomicUsize::new(0);
         let pool = HashPool::new(workers);
-        let permits = Semaphore::new(workers);
+        // As many as can run at once, so the rescue worker finds a job that idle-priority
+        // workers left waiting (see `hash_pool.rs`).
+        let permits = Semaphore::new(pool.capacity());
         let inner = Arc::new(Inner { argon, permits, dummy_hash, memory, workers, waiting, pool });
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(release_idle_memory(Arc::downgrade(&inner)));
@@ -173,7 +175,7 @@ impl Inner {
         // Only today's size is worth keeping; a rare weaker hash's memory is freed.
         if blocks == (MEMORY_KIB as usize) {
             let mut pool = self.memory.lock().expect("argon2 memory lock");
-            if pool.0.len() < self.workers {
+            if pool.0.len() < self.pool.capacity() {
                 pool.0.push(memory);
             }
         }

@@ -90,7 +90,7 @@ pub fn argon2_rates(threads: usize, duration: Duration) -> anyhow::Result<Vec<Ar
         .ok_or_else(|| anyhow::anyhow!("no salt in {phc}"))?;
     let mut out = Vec::new();
 
-    // Warden's own hasher as login calls it: bounded queue, nice-10 hashing threads, PHC parse, pooled memory.
+    // Warden's own hasher as login calls it: bounded queue, idle-priority hashing threads, PHC parse, pooled memory.
     out.push(measured("Warden PasswordHasher::verify (its hashing threads)", threads, || {
         warden_hasher_rate(threads, duration, &phc)
     }));
