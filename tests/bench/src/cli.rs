@@ -3,7 +3,7 @@ use crate::fleet::{Fleet, Mode, Setup};
 use crate::growth::{self, GrowthPlan};
 use crate::process_args::{Defaults, ProcessArgs};
 use crate::report::{ModeReport, Report};
-use crate::scenarios::{self, Concurrency, Runner, ScenarioResult};
+use crate::scenarios::{self, Concurrency, Phase, Runner, ScenarioResult};
 use crate::seed::Population;
 use crate::{ceiling, fixtures, procs, redis_mem};
 use anyhow::Context;
@@ -353,6 +353,15 @@ async fn run_mode(
         results.push(runner.flood(rate, plan.concurrency.requests, plan.concurrency.logins).await?);
         fleet.check_alive()?;
     }
+    let static_floor = match results.iter().find(|r| r.name == scenarios::BEARER_VERIFY).and_then(|r| r.fixed.as_ref())
+    {
+        Some(verify) if fleet.mode == Mode::Embedded && !plan.args.skip_ceilings => {
+            let rate = verify.offered.unwrap_or(verify.rps);
+            eprintln!("warden-bench: [ceiling] {} at {rate:.0}/s", scenarios::CEILING_STATIC);
+            Some(static_floor(plan, client, &fleet.fixture().await?, rate).await?)
+        }
+        _ => None,
+    };
     Ok(ModeReport {
         mode: fleet.mode,
         processes: fleet.names(),
@@ -360,6 +369,7 @@ async fn run_mode(
         rss_idle_mib,
         scenarios: results,
         session_bytes,
+        static_floor,
     })
 }
 
@@ -370,32 +380,66 @@ fn short(mode: Mode) -> &'static str {
     }
 }
 
-/// Starts the bare axum server (this binary, `ceiling-server`) and measures it.
+/// The bare axum server (this binary, `ceiling-server`) in its own process, and a runner
+/// that measures it.
+struct CeilingServer {
+    server: procs::Proc,
+    runner: Runner,
+}
+
+impl CeilingServer {
+    async fn start(plan: &Plan, client: &tokio::runtime::Handle, fx: &fixtures::Fixture) -> anyhow::Result<Self> {
+        let port = procs::free_port()?;
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        let exe = std::env::current_exe()?;
+        let dir = std::env::temp_dir();
+        let args = ["ceiling-server", "--addr", &addr.to_string(), "--x", &fx.jwk_x, "--issuer", &fx.issuer];
+        let mut server = procs::Proc::spawn("bare-axum", &exe, &args, &Default::default(), &dir)?;
+        procs::wait_listening(&mut server, addr, Duration::from_secs(10)).await?;
+        let fx = fixtures::Fixture { ceiling_http: Some(addr), ..fx.clone() };
+        let runner = Runner::new(client.clone(), vec![server.pid], plan.warmup, plan.duration, fx);
+        Ok(CeilingServer { server, runner })
+    }
+
+    async fn stop(self) {
+        self.server.stop().await;
+    }
+}
+
+/// Each ceiling at saturation and at half its own peak.
 async fn ceilings(
     plan: &Plan,
     client: &tokio::runtime::Handle,
     fx: &fixtures::Fixture,
 ) -> anyhow::Result<Vec<ScenarioResult>> {
-    let port = procs::free_port()?;
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    let exe = std::env::current_exe()?;
-    let dir = std::env::temp_dir();
-    let args = ["ceiling-server", "--addr", &addr.to_string(), "--x", &fx.jwk_x, "--issuer", &fx.issuer];
-    let mut server = procs::Proc::spawn("bare-axum", &exe, &args, &Default::default(), &dir)?;
-    procs::wait_listening(&mut server, addr, Duration::from_secs(10)).await?;
-    let fx = fixtures::Fixture { ceiling_http: Some(addr), ..fx.clone() };
-    let runner = Runner::new(client.clone(), vec![server.pid], plan.warmup, plan.duration, fx);
+    let ceiling = CeilingServer::start(plan, client, fx).await?;
     let mut out = Vec::new();
     for spec in scenarios::ceiling_specs(plan.concurrency) {
         eprintln!("warden-bench: [ceiling] {}", spec.name);
-        match runner.scenario(spec).await {
+        match ceiling.runner.scenario(spec).await {
             Ok(r) => out.push(r),
             Err(e) => {
-                server.stop().await;
+                ceiling.stop().await;
                 return Err(e);
             }
         }
     }
-    server.stop().await;
+    ceiling.stop().await;
     Ok(out)
+}
+
+/// The floor under Warden's latency at a fixed rate: the bare static handler offered the
+/// same rate on the same cores by the same load generator. Warden cannot answer faster
+/// than a server that does nothing.
+async fn static_floor(
+    plan: &Plan,
+    client: &tokio::runtime::Handle,
+    fx: &fixtures::Fixture,
+    rate: f64,
+) -> anyhow::Result<Phase> {
+    let ceiling = CeilingServer::start(plan, client, fx).await?;
+    let spec = scenarios::ceiling_specs(plan.concurrency).into_iter().find(|s| s.name == scenarios::CEILING_STATIC);
+    let phase = ceiling.runner.fixed(spec.expect("the static ceiling is a ceiling spec"), rate).await;
+    ceiling.stop().await;
+    phase
 }

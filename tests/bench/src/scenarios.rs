@@ -244,6 +244,12 @@ impl Runner {
         })
     }
 
+    /// One open-loop window at `rate`, latency from each request's intended send time.
+    pub async fn fixed(&self, spec: Spec, rate: f64) -> anyhow::Result<Phase> {
+        let workers = self.workers(spec.load, spec.connections).await?;
+        Ok(self.phase(workers, Pace::Rate(rate)).await.1)
+    }
+
     /// Saturation only, one closed-loop window (the cost-growth comparison runs many).
     pub async fn saturation(&self, spec: Spec) -> anyhow::Result<ScenarioResult> {
         self.reset_peaks();
