@@ -16,34 +16,53 @@
 //! at about a tenth of a core, as they did when every hashing thread ran at nice 10. In a
 //! login flood that the CPU can serve, jobs never wait that long and the rescue worker
 //! sleeps.
-use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// How long a job waits for an idle-priority worker before the rescue worker takes it.
+/// How long a job waits for an idle-priority worker before the rescue worker is offered it.
 const RESCUE_AFTER: Duration = Duration::from_secs(1);
 
 /// The rescue worker's niceness: below the request threads (nice 0), above idle priority.
 const RESCUE_NICE: i32 = 10;
 
+/// Jobs reach the workers through channels whose send takes no lock: a request thread must
+/// never wait on a lock that an idle-priority thread may hold, because that thread gets no
+/// CPU back until the cores have nothing else to do (priority inversion).
 pub(crate) struct HashPool {
-    queue: Arc<Queue>,
+    idle: mpsc::Sender<Arc<Slot>>,
+    rescue: mpsc::Sender<Arc<Slot>>,
     workers: usize,
-}
-
-struct Queue {
-    state: Mutex<State>,
-    /// Signalled on every new job and when the pool stops.
-    changed: Condvar,
     rescue_after: Duration,
 }
 
-#[derive(Default)]
-struct State {
-    jobs: VecDeque<(Instant, Job)>,
-    stopped: bool,
+/// One job, offered to the idle workers and, once it has waited, to the rescue worker too;
+/// whichever claims it first runs it.
+struct Slot {
+    claimed: AtomicBool,
+    job: Mutex<Option<Job>>,
+}
+
+impl Slot {
+    fn claimed(&self) -> bool {
+        self.claimed.load(Ordering::Acquire)
+    }
+
+    /// Runs the job unless another worker claimed it. Only the claimant locks `job`.
+    fn run(&self) -> bool {
+        if self.claimed.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let job = self.job.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(job) = job {
+            // A panicking job loses its answer (the caller sees an internal error), not the
+            // thread: the pool keeps its size.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+        }
+        true
+    }
 }
 
 impl HashPool {
@@ -54,37 +73,44 @@ impl HashPool {
     }
 
     fn with_rescue_after(workers: usize, rescue_after: Duration) -> Self {
-        let queue = Arc::new(Queue { state: Mutex::default(), changed: Condvar::new(), rescue_after });
+        let (idle, queue) = mpsc::channel::<Arc<Slot>>();
+        // Shared by the idle workers only: the rescue worker has a queue of its own.
+        let queue = Arc::new(Mutex::new(queue));
         let workers = workers.max(1);
         for n in 0..workers {
             let queue = queue.clone();
             spawn(format!("warden-hash-{n}"), move || {
                 idle_priority();
-                while let Some(job) = queue.next(Duration::ZERO) {
-                    run_one(job);
+                loop {
+                    let next = queue.lock().expect("hash queue lock").recv();
+                    match next {
+                        Ok(slot) => slot.run(),
+                        Err(_) => return,
+                    };
                 }
             });
         }
-        let rescue = queue.clone();
+        let (rescue, rescued) = mpsc::channel::<Arc<Slot>>();
         spawn("warden-hash-rescue".to_owned(), move || {
             rescue_priority();
-            while let Some(job) = rescue.next(rescue.rescue_after) {
-                metrics::counter!("warden_password_hash_rescued_total").increment(1);
-                run_one(job);
+            for slot in rescued {
+                if slot.run() {
+                    metrics::counter!("warden_password_hash_rescued_total").increment(1);
+                }
             }
         });
-        HashPool { queue, workers }
+        HashPool { idle, rescue, workers, rescue_after }
     }
 
     /// Jobs that can run at once: the idle-priority workers and the rescue worker. Callers
-    /// admit this many, so a job waits in the queue only while the idle workers are busy.
+    /// admit this many, so a job waits only while the idle workers are busy or starved.
     pub(crate) fn capacity(&self) -> usize {
         self.workers + 1
     }
 
     /// Runs `job` on a hashing thread; `None` if the pool has stopped.
     pub(crate) async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             // The request gave up while this waited (client gone, budget spent): skip the
             // hash rather than spend ~20 ms of CPU on an answer nobody reads.
@@ -93,51 +119,21 @@ impl HashPool {
             }
             let _ = reply.send(job());
         });
-        {
-            let mut state = self.queue.state.lock().expect("hash queue lock");
-            if state.stopped {
-                return None;
-            }
-            state.jobs.push_back((Instant::now(), job));
+        let slot = Arc::new(Slot { claimed: AtomicBool::new(false), job: Mutex::new(Some(job)) });
+        self.idle.send(slot.clone()).ok()?;
+        tokio::select! {
+            done = &mut answer => return done.ok(),
+            () = tokio::time::sleep(self.rescue_after) => {}
         }
-        // All: the rescue worker waits with its own deadline and must see the new front.
-        self.queue.changed.notify_all();
+        if !slot.claimed() {
+            self.rescue.send(slot).ok()?;
+        }
         answer.await.ok()
-    }
-}
-
-impl Drop for HashPool {
-    fn drop(&mut self) {
-        self.queue.state.lock().expect("hash queue lock").stopped = true;
-        self.queue.changed.notify_all();
-    }
-}
-
-impl Queue {
-    /// The oldest job once it has waited `min_age`; `None` when the pool has stopped and
-    /// nothing is left. The lock is held only while waiting, never while hashing.
-    fn next(&self, min_age: Duration) -> Option<Job> {
-        let mut state = self.state.lock().expect("hash queue lock");
-        loop {
-            let front_age = state.jobs.front().map(|(queued, _)| queued.elapsed());
-            state = match front_age {
-                Some(age) if age >= min_age => return state.jobs.pop_front().map(|(_, job)| job),
-                Some(age) => self.changed.wait_timeout(state, min_age - age).expect("hash queue lock").0,
-                None if state.stopped => return None,
-                None => self.changed.wait(state).expect("hash queue lock"),
-            };
-        }
     }
 }
 
 fn spawn(name: String, body: impl FnOnce() + Send + 'static) {
     std::thread::Builder::new().name(name).spawn(body).expect("start a password hashing thread");
-}
-
-/// A panicking job loses its answer (the caller sees an internal error), not the thread:
-/// the pool keeps its size.
-fn run_one(job: Job) {
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
 }
 
 #[cfg(target_os = "linux")]
@@ -170,6 +166,7 @@ fn rescue_priority() {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn current_thread_name() -> String {
         std::thread::current().name().unwrap_or_default().to_owned()

@@ -186,7 +186,9 @@ async fn release_idle_memory(inner: std::sync::Weak<Inner>) {
     loop {
         tokio::time::sleep(MEMORY_IDLE).await;
         let Some(inner) = inner.upgrade() else { return };
-        let mut pool = inner.memory.lock().expect("argon2 memory lock");
+        // Never wait for this lock on a request thread: an idle-priority hashing thread may
+        // hold it and not run again until the cores are free. Busy means in use anyway.
+        let Ok(mut pool) = inner.memory.try_lock() else { continue };
         if pool.1.elapsed() >= MEMORY_IDLE {
             pool.0.clear();
         }
