@@ -6,8 +6,9 @@
 //! else wants the CPU (a login-only load) they still get all of it, and when a request
 //! thread wakes the kernel preempts a hashing thread at once and places the woken thread on
 //! a core that is only hashing as if that core were idle. A niced thread gets neither: at
-//! nice 10 a woken request thread still waited out the hashing thread's time slice, which
-//! tripled the protected requests' p99 during a login flood (BENCHMARKS.md, session 5).
+//! nice 10 a woken request thread still waited out the hashing thread's time slice (in
+//! paired runs of the login flood, the protected p99 rose 5.0× at nice 10 against 3.0× at
+//! idle priority, medians; BENCHMARKS.md, session 5).
 //!
 //! Idle priority has a cost: against busy threads of the same CPU cgroup (in Kubernetes,
 //! the pod's own; on a host without one, every process of the session) a hashing thread
