@@ -497,9 +497,11 @@ impl AuthApi for AuthService {
 
     async fn change_password(&self, access_token: &Secret, current: &Secret, new: &Secret) -> Result<()> {
         let (user, session_id) = self.verify_access(access_token).await?;
-        // Malformed input is refused as such (400), locked account or not.
+        // Input that could never succeed is refused as such (400), locked account or not,
+        // and before the current password costs a hash: the new password's policy depends on
+        // nothing but the password and the username.
         password::check_length(current)?;
-        password::check_length(new)?;
+        self.settings.password.check(new, &user.username)?;
         let key = username_key(&user.username);
         let now = self.clock.unix();
         let state = self.store.failure_state(&key, now).await?;
@@ -516,7 +518,6 @@ impl AuthApi for AuthService {
             tracing::info!(target: "audit", event = "password_change_failed", user_id = %user.id);
             return Err(invalid_credentials());
         }
-        self.settings.password.check(new, &user.username)?;
         let user_id = user.id;
         self.set_password(user, new).await?;
         self.end_user_sessions(user_id, Some(session_id), "password_changed").await

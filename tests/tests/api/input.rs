@@ -129,7 +129,9 @@ async fn schema_violations_are_refused_as_such(w: TestWarden) {
     assert_eq!(code(r).await, (400, "validation_error".into()));
     assert_eq!(w.get_with("/api/v1/auth/me", access).await.status(), 200, "nothing was logged out");
 
-    // An over-long new password is a 400 even on a locked account (the lockout answers 423).
+    // A new password that breaks the contract or the policy (over-long, empty, too short) is
+    // a 400 even on a locked account; the lockout answers 423 only to a request that could
+    // otherwise succeed.
     let change = |current: &str, new: String| {
         w.post_with(
             "/api/v1/auth/password",
@@ -147,8 +149,12 @@ async fn schema_violations_are_refused_as_such(w: TestWarden) {
         assert_eq!(code(r).await, (401, "invalid_credentials".into()));
     }
     assert!(locked, "wrong current passwords lock the account");
-    let r = change("not-the-password", "p".repeat(1025)).await;
-    assert_eq!(code(r).await, (400, "validation_error".into()));
+    for refused in ["p".repeat(1025), String::new(), "short".into()] {
+        let r = change("not-the-password", refused.clone()).await;
+        assert_eq!(code(r).await, (400, "validation_error".into()), "{refused:?}");
+    }
+    let r = change("not-the-password", "Another-Strong-Passphrase-2026".into()).await;
+    assert_eq!(code(r).await, (423, "account_locked".into()));
 }
 
 /// Found by schemathesis: the login username is 1 to 256 characters, not all whitespace, as
