@@ -337,7 +337,7 @@ async fn run_mode(
     if !plan.args.skip_ceilings && report.ceilings.is_empty() {
         report.ceilings = ceilings(plan, client, &fx).await?;
     }
-    let runner = Runner::new(client.clone(), fleet.pids(), plan.warmup, plan.duration, fx);
+    let runner = Runner::new(client.clone(), fleet.pids(), plan.warmup, plan.duration, fx.clone());
     let mut results: Vec<ScenarioResult> = Vec::new();
     for spec in scenarios::specs(plan.concurrency).into_iter().filter(|s| plan.wanted(s.name)) {
         eprintln!("warden-bench: [{}] {}", short(fleet.mode), spec.name);
@@ -358,7 +358,7 @@ async fn run_mode(
         Some(verify) if fleet.mode == Mode::Embedded && !plan.args.skip_ceilings => {
             let rate = verify.offered.unwrap_or(verify.rps);
             eprintln!("warden-bench: [ceiling] {} at {rate:.0}/s", scenarios::CEILING_STATIC);
-            Some(static_floor(plan, client, &fleet.fixture().await?, rate).await?)
+            Some(static_floor(plan, client, &fx, rate).await?)
         }
         _ => None,
     };

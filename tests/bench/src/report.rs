@@ -197,7 +197,10 @@ impl Report {
                 self.ratio(s)
             );
         }
-        md.push_str("\nAt a fixed offered rate of half the measured peak (latency from the intended send time):\n\n");
+        md.push_str(
+            "\nAt a fixed offered rate of half the measured peak (latency from the due time while the connection \
+             was still busy with an earlier answer, else from the send):\n\n",
+        );
         md.push_str("| scenario | offered/s | achieved/s | p50 ms | p99 ms | max ms | errors |\n");
         md.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
         let mut fixed_row = |name: &str, f: &Phase| {
