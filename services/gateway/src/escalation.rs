@@ -6,12 +6,22 @@ use crate::problem::ApiResult;
 use crate::state::AppState;
 use std::collections::BTreeSet;
 use warden_common::{Error, ErrorCode};
+use warden_rbac::RbacApi;
 
 /// Most roles a grant may pull in through inheritance before we stop looking.
 const MAX_ROLES_VISITED: usize = 256;
 
+/// What a role that does not exist means to [`grants_of`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// The caller named it (a grant, a parent): `role_not_found`.
+    Refuse,
+    /// It was read from an account and deleted since (the requests race): it grants nothing.
+    GrantsNothing,
+}
+
 /// Every grant (not deny) a set of roles yields, following inheritance.
-async fn grants_of(state: &AppState, roles: &[String]) -> ApiResult<BTreeSet<String>> {
+async fn grants_of(rbac: &dyn RbacApi, roles: &[String], missing: Missing) -> ApiResult<BTreeSet<String>> {
     let mut grants = BTreeSet::new();
     let mut seen = BTreeSet::new();
     let mut queue: Vec<String> = roles.to_vec();
@@ -19,7 +29,11 @@ async fn grants_of(state: &AppState, roles: &[String]) -> ApiResult<BTreeSet<Str
         if !seen.insert(name.clone()) || seen.len() > MAX_ROLES_VISITED {
             continue;
         }
-        let role = state.rbac.get_role(&name).await?;
+        let role = match rbac.get_role(&name).await {
+            Ok(role) => role,
+            Err(e) if e.code == ErrorCode::RoleNotFound && missing == Missing::GrantsNothing => continue,
+            Err(e) => return Err(e.into()),
+        };
         grants.extend(role.permissions.into_iter().filter(|p| !p.starts_with('!')));
         queue.extend(role.inherits);
     }
@@ -45,10 +59,18 @@ async fn ensure_holds(state: &AppState, caller: &Caller, grants: BTreeSet<String
     Ok(())
 }
 
-/// The caller may grant these roles.
+/// The caller may grant these roles, which they named: an unknown one is `role_not_found`.
 pub(crate) async fn ensure_may_grant_roles(state: &AppState, caller: &Caller, roles: &[String]) -> ApiResult<()> {
-    let grants = grants_of(state, roles).await?;
+    let grants = grants_of(state.rbac.as_ref(), roles, Missing::Refuse).await?;
     ensure_holds(state, caller, grants, &format!("role(s) {}", roles.join(", "))).await
+}
+
+/// The caller may take over (reset, strip the second factor of) an account holding these
+/// roles. They were read from the account, so one deleted since grants nothing rather than
+/// failing the request with a role the caller never named.
+pub(crate) async fn ensure_may_take_over(state: &AppState, caller: &Caller, roles: &[String]) -> ApiResult<()> {
+    let grants = grants_of(state.rbac.as_ref(), roles, Missing::GrantsNothing).await?;
+    ensure_holds(state, caller, grants, &format!("an account with role(s) {}", roles.join(", "))).await
 }
 
 /// The caller may create a role with these entries and parents.
@@ -59,7 +81,7 @@ pub(crate) async fn ensure_may_define_role(
     permissions: &[String],
     inherits: &[String],
 ) -> ApiResult<()> {
-    let mut grants = grants_of(state, inherits).await?;
+    let mut grants = grants_of(state.rbac.as_ref(), inherits, Missing::Refuse).await?;
     grants.extend(permissions.iter().filter(|p| !p.starts_with('!')).cloned());
     ensure_holds(state, caller, grants, &format!("role {name}")).await
 }
@@ -81,4 +103,42 @@ pub(crate) async fn scopes_for_new_key(
         ensure_holds(state, caller, grants, "these api key scopes").await?;
     }
     Ok(requested)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    use warden_common::{db, testing};
+    use warden_rbac::{NewRole, RbacService};
+
+    struct Migrator;
+
+    #[async_trait::async_trait]
+    impl MigratorTrait for Migrator {
+        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+            warden_rbac::migrations()
+        }
+    }
+
+    /// A role read from an account can be deleted before its grants are looked up (two admin
+    /// requests racing; Schemathesis found one): it then grants nothing. A role the caller
+    /// names is still refused when unknown.
+    #[tokio::test]
+    async fn a_vanished_role_grants_nothing_but_a_named_unknown_one_is_refused() {
+        let url = testing::sqlite_url();
+        let conn = db::connect(&url).await.expect("connect");
+        db::migrate::<Migrator>(&url, &conn).await.expect("migrate");
+        let rbac = RbacService::new(conn);
+        let role =
+            NewRole { name: "present".into(), permissions: vec!["a:read".into(), "!a:write".into()], inherits: vec![] };
+        rbac.create_role(role).await.expect("create role");
+        let roles = ["present".to_owned(), "vanished".to_owned()];
+
+        let grants = grants_of(&rbac, &roles, Missing::GrantsNothing).await.expect("grants");
+        assert_eq!(grants.into_iter().collect::<Vec<_>>(), ["a:read"]);
+
+        let refused = grants_of(&rbac, &roles, Missing::Refuse).await.expect_err("unknown role");
+        assert_eq!(refused.error.code, ErrorCode::RoleNotFound);
+    }
 }

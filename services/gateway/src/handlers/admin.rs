@@ -176,7 +176,7 @@ pub(crate) async fn reset_password(
 ) -> ApiResult<StatusCode> {
     let id = user_id(&id)?;
     let target = state.auth.get_user(id).await?;
-    escalation::ensure_may_grant_roles(&state, &caller, &target.roles).await?;
+    escalation::ensure_may_take_over(&state, &caller, &target.roles).await?;
     state.auth.reset_password(id, &Secret::new(b.new_password)).await?;
     tracing::info!(target: "audit", event = "password_reset_by_admin", admin_id = %caller.principal.user_id, user_id = %id);
     Ok(StatusCode::NO_CONTENT)

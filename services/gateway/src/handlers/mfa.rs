@@ -86,7 +86,7 @@ pub(crate) async fn admin_remove(
 ) -> ApiResult<StatusCode> {
     let id = Uuid::parse_str(&id).map_err(|_| Error::not_found("no such user"))?;
     let target = state.auth.get_user(id).await?;
-    escalation::ensure_may_grant_roles(&state, &caller, &target.roles).await?;
+    escalation::ensure_may_take_over(&state, &caller, &target.roles).await?;
     state.auth.remove_user_mfa(id).await?;
     tracing::warn!(target: "audit", event = "mfa_removed_by_admin", admin_id = %caller.principal.user_id, user_id = %id);
     Ok(StatusCode::NO_CONTENT)
