@@ -12,22 +12,34 @@
 //!
 //! Idle priority has a cost: against busy threads of the same CPU cgroup (in Kubernetes,
 //! the pod's own; on a host without one, every process of the session) a hashing thread
-//! gets almost nothing (weight 3 against 1024). So one more thread, the rescue worker, runs
-//! at nice 10 and takes only a job that has waited [`RESCUE_AFTER`]: logins then still move
-//! at about a tenth of a core, as they did when every hashing thread ran at nice 10. In a
-//! login flood that the CPU can serve, jobs never wait that long and the rescue worker
-//! sleeps.
+//! gets almost nothing (weight 3 against 1024). So as many rescue workers run at nice 10,
+//! and take any job not answered within [`RESCUE_AFTER`], whether still queued or started
+//! by an idle worker that the cores then starved (the first answer wins). From then on the
+//! pool counts as starving, and new jobs go to the rescue workers at once, until an idle
+//! worker answers a job before the rescue workers do. On busy cores logins thus move as they did when every
+//! hashing thread ran at nice 10. In a login flood that the CPU can serve, jobs never wait
+//! that long and the rescue workers sleep.
+//!
+//! (The first version had one rescue worker, which took only jobs still queued, each after
+//! its own second. The scale-out drill keeps both cores busy. There, the three jobs
+//! admitted at a time held logins to about three a second per process, some logins took
+//! 3.5 s, and one passed the 5 s call deadline.)
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A job as the threads see it: runs the hash unless the answer is already given or no
+/// longer wanted, and delivers it if it is the first to finish; `true` when it delivered.
+type Job = Box<dyn Fn() -> bool + Send + Sync>;
 
-/// How long a job waits for an idle-priority worker before the rescue worker is offered it.
+/// How long a job waits for an idle-priority worker before the rescue workers are offered it.
 const RESCUE_AFTER: Duration = Duration::from_secs(1);
 
-/// The rescue worker's niceness: below the request threads (nice 0), above idle priority.
+/// The rescue workers' niceness: below the request threads (nice 0), above idle priority.
 const RESCUE_NICE: i32 = 10;
+
+/// The rescue workers' names start with this.
+const RESCUE_THREAD: &str = "warden-hash-rescue";
 
 /// Jobs reach the workers through channels whose send takes no lock: a request thread must
 /// never wait on a lock that an idle-priority thread may hold, because that thread gets no
@@ -37,37 +49,60 @@ pub(crate) struct HashPool {
     rescue: mpsc::Sender<Arc<Slot>>,
     workers: usize,
     rescue_after: Duration,
+    /// A job went unanswered for `rescue_after` and no idle worker has answered one first since:
+    /// the cores are busy, so new jobs go to the rescue workers at once instead of each
+    /// waiting out its own `rescue_after` (which held logins to a few per second).
+    starving: Arc<AtomicBool>,
 }
 
-/// One job, offered to the idle workers and, once it has waited, to the rescue worker too;
-/// whichever claims it first runs it.
+/// One job, offered to the idle workers and, once it has waited, to the rescue workers too.
+/// An idle worker may have started it and then been starved by busy cores: a rescue
+/// worker then computes it as well, and the first answer wins (a hash is a pure function of
+/// its inputs; a starved duplicate only ever used CPU nobody else wanted).
 struct Slot {
+    /// Taken by the first idle worker, so two of them never compute the same job.
     claimed: AtomicBool,
-    job: Mutex<Option<Job>>,
+    job: Job,
 }
 
 impl Slot {
-    fn claimed(&self) -> bool {
-        self.claimed.load(Ordering::Acquire)
+    /// Runs the job on an idle worker unless another one claimed it; `true` if this worker
+    /// gave the answer (before any rescue worker did).
+    fn run_idle(&self) -> bool {
+        !self.claimed.swap(true, Ordering::AcqRel) && (self.job)()
+    }
+}
+
+/// The answer's way back: the first finisher wins the `answered` flag and only then takes
+/// the lock, so no thread ever waits on it.
+struct Reply<T> {
+    answered: AtomicBool,
+    sender: Mutex<Option<tokio::sync::oneshot::Sender<T>>>,
+}
+
+impl<T> Reply<T> {
+    /// Nobody waits for this answer any more: given already, or its caller left (its
+    /// request gave up: client gone, budget spent), so the ~20 ms of CPU are not spent.
+    fn unwanted(&self) -> bool {
+        self.answered.load(Ordering::Acquire)
+            || self.sender.try_lock().map_or(true, |s| s.as_ref().is_none_or(|s| s.is_closed()))
     }
 
-    /// Runs the job unless another worker claimed it. Only the claimant locks `job`.
-    fn run(&self) -> bool {
-        if self.claimed.swap(true, Ordering::AcqRel) {
+    /// Delivers `answer` if nobody did; a panicked job (`None`) ends the wait empty-handed.
+    fn deliver(&self, answer: Option<T>) -> bool {
+        if self.answered.swap(true, Ordering::AcqRel) {
             return false;
         }
-        let job = self.job.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        if let Some(job) = job {
-            // A panicking job loses its answer (the caller sees an internal error), not the
-            // thread: the pool keeps its size.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+        let sender = self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let (Some(sender), Some(answer)) = (sender, answer) {
+            let _ = sender.send(answer);
         }
         true
     }
 }
 
 impl HashPool {
-    /// Starts `workers` idle-priority threads and the rescue worker; they exit once the pool
+    /// Starts `workers` idle-priority threads and as many rescue workers; they exit once the pool
     /// is dropped and their queue is empty.
     pub(crate) fn new(workers: usize) -> Self {
         Self::with_rescue_after(workers, RESCUE_AFTER)
@@ -75,60 +110,84 @@ impl HashPool {
 
     fn with_rescue_after(workers: usize, rescue_after: Duration) -> Self {
         let (idle, queue) = mpsc::channel::<Arc<Slot>>();
-        // Shared by the idle workers only: the rescue worker has a queue of its own.
+        // Shared by the idle workers only: the rescue workers have a queue of their own.
         let queue = Arc::new(Mutex::new(queue));
         let workers = workers.max(1);
+        let starving = Arc::new(AtomicBool::new(false));
         for n in 0..workers {
-            let queue = queue.clone();
+            let (queue, starving) = (queue.clone(), starving.clone());
             spawn(format!("warden-hash-{n}"), move || {
                 idle_priority();
                 loop {
                     let next = queue.lock().expect("hash queue lock").recv();
                     match next {
-                        Ok(slot) => slot.run(),
+                        // Answering first at idle priority shows the cores have room again.
+                        Ok(slot) => {
+                            if slot.run_idle() {
+                                starving.store(false, Ordering::Release);
+                            }
+                        }
                         Err(_) => return,
                     };
                 }
             });
         }
         let (rescue, rescued) = mpsc::channel::<Arc<Slot>>();
-        spawn("warden-hash-rescue".to_owned(), move || {
-            rescue_priority();
-            for slot in rescued {
-                if slot.run() {
-                    metrics::counter!("warden_password_hash_rescued_total").increment(1);
+        // As many rescue workers as idle ones: on busy cores logins then get what a pool of
+        // nice-10 threads got before idle priority, and no less.
+        let rescued = Arc::new(Mutex::new(rescued));
+        for n in 0..workers {
+            let rescued = rescued.clone();
+            spawn(format!("{RESCUE_THREAD}-{n}"), move || {
+                rescue_priority();
+                loop {
+                    let next = rescued.lock().expect("rescue queue lock").recv();
+                    match next {
+                        Ok(slot) => {
+                            if (slot.job)() {
+                                metrics::counter!("warden_password_hash_rescued_total").increment(1);
+                            }
+                        }
+                        Err(_) => return,
+                    }
                 }
-            }
-        });
-        HashPool { idle, rescue, workers, rescue_after }
+            });
+        }
+        HashPool { idle, rescue, workers, rescue_after, starving }
     }
 
-    /// Jobs that can run at once: the idle-priority workers and the rescue worker. Callers
-    /// admit this many, so a job waits only while the idle workers are busy or starved.
+    /// Jobs admitted at once: one more than the idle-priority workers, so that when they
+    /// are starved a rescue worker finds a job. (Hashes running at once can reach twice the
+    /// idle workers: each rescue worker may be computing a job a starved idle worker holds.)
     pub(crate) fn capacity(&self) -> usize {
         self.workers + 1
     }
 
-    /// Runs `job` on a hashing thread; `None` if the pool has stopped.
-    pub(crate) async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-        let (reply, mut answer) = tokio::sync::oneshot::channel();
+    /// Runs `job` on a hashing thread; `None` if the pool has stopped or the job panicked.
+    /// `job` may run twice (see [`Slot`]), so it must be free of side effects.
+    pub(crate) async fn run<T: Send + 'static>(&self, job: impl Fn() -> T + Send + Sync + 'static) -> Option<T> {
+        let (sender, mut answer) = tokio::sync::oneshot::channel();
+        let reply = Reply { answered: AtomicBool::new(false), sender: Mutex::new(Some(sender)) };
         let job: Job = Box::new(move || {
-            // The request gave up while this waited (client gone, budget spent): skip the
-            // hash rather than spend ~20 ms of CPU on an answer nobody reads.
-            if reply.is_closed() {
-                return;
+            if reply.unwanted() {
+                return false;
             }
-            let _ = reply.send(job());
+            // A panicking job loses its answer (the caller sees an internal error), not the
+            // thread: the pool keeps its size.
+            let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&job)).ok();
+            reply.deliver(answer)
         });
-        let slot = Arc::new(Slot { claimed: AtomicBool::new(false), job: Mutex::new(Some(job)) });
+        let slot = Arc::new(Slot { claimed: AtomicBool::new(false), job });
         self.idle.send(slot.clone()).ok()?;
-        tokio::select! {
-            done = &mut answer => return done.ok(),
-            () = tokio::time::sleep(self.rescue_after) => {}
+        if !self.starving.load(Ordering::Acquire) {
+            tokio::select! {
+                done = &mut answer => return done.ok(),
+                () = tokio::time::sleep(self.rescue_after) => {}
+            }
+            // Not answered yet: still queued, or started by an idle worker the cores starve.
+            self.starving.store(true, Ordering::Release);
         }
-        if !slot.claimed() {
-            self.rescue.send(slot).ok()?;
-        }
+        self.rescue.send(slot).ok()?;
         answer.await.ok()
     }
 }
@@ -178,7 +237,7 @@ mod tests {
         let pool = HashPool::new(2);
         assert_eq!(pool.capacity(), 3);
         let name = pool.run(current_thread_name).await.unwrap();
-        assert!(name.starts_with("warden-hash-") && name != "warden-hash-rescue", "{name}");
+        assert!(name.starts_with("warden-hash-") && !name.starts_with(RESCUE_THREAD), "{name}");
         #[cfg(target_os = "linux")]
         {
             use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
@@ -189,54 +248,136 @@ mod tests {
         assert_eq!(sum, 55);
     }
 
+    /// Holds the idle workers that run a job built with [`Gate::hold`] (as busy cores starve
+    /// them) until released; the rescue worker passes straight through.
+    #[derive(Clone, Default)]
+    struct Gate(Arc<AtomicBool>);
+
+    impl Gate {
+        fn hold<T, F>(&self, then: F) -> impl Fn() -> T + Send + Sync + use<T, F>
+        where
+            F: Fn() -> T + Send + Sync,
+        {
+            self.hold_where(false, then)
+        }
+
+        /// The other way round: holds the rescue workers, as if they were the slow ones.
+        fn hold_rescue<T, F>(&self, then: F) -> impl Fn() -> T + Send + Sync + use<T, F>
+        where
+            F: Fn() -> T + Send + Sync,
+        {
+            self.hold_where(true, then)
+        }
+
+        fn hold_where<T, F>(&self, rescue: bool, then: F) -> impl Fn() -> T + Send + Sync + use<T, F>
+        where
+            F: Fn() -> T + Send + Sync,
+        {
+            let open = self.0.clone();
+            move || {
+                while current_thread_name().starts_with(RESCUE_THREAD) == rescue && !open.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                then()
+            }
+        }
+
+        fn release(&self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    const PATIENCE: Duration = Duration::from_secs(10);
+
     #[tokio::test]
     async fn a_job_left_waiting_is_rescued_at_low_normal_priority() {
-        let pool = HashPool::with_rescue_after(1, Duration::from_millis(200));
-        let pool = std::sync::Arc::new(pool);
-        let (release, gate) = std::sync::mpsc::channel::<()>();
-        // Occupy the only idle-priority worker, as a busy CPU would.
+        let pool = Arc::new(HashPool::with_rescue_after(1, Duration::from_millis(200)));
+        let gate = Gate::default();
+        // Occupy the only idle-priority worker with a job whose caller then leaves.
         let busy = tokio::spawn({
-            let pool = pool.clone();
-            async move { pool.run(move || gate.recv().is_ok()).await }
+            let (pool, held) = (pool.clone(), gate.hold(|| ()));
+            async move { pool.run(held).await }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
+        busy.abort();
         let started = Instant::now();
-        let (name, nice) = pool
-            .run(|| (current_thread_name(), rustix::process::getpriority_process(Some(rustix::thread::gettid()))))
-            .await
-            .unwrap();
-        assert_eq!(name, "warden-hash-rescue");
+        let nice = || rustix::process::getpriority_process(Some(rustix::thread::gettid()));
+        let (name, nice) =
+            tokio::time::timeout(PATIENCE, pool.run(move || (current_thread_name(), nice()))).await.unwrap().unwrap();
+        assert!(name.starts_with(RESCUE_THREAD), "{name}");
         assert!(started.elapsed() >= Duration::from_millis(200), "rescued before it waited");
         #[cfg(target_os = "linux")]
         assert!(nice.unwrap() >= RESCUE_NICE);
-        release.send(()).unwrap();
-        assert_eq!(busy.await.unwrap(), Some(true));
+        gate.release();
+    }
+
+    #[tokio::test]
+    async fn a_job_started_by_a_starved_idle_worker_is_computed_by_the_rescue_worker() {
+        let pool = HashPool::with_rescue_after(1, Duration::from_millis(200));
+        let gate = Gate::default();
+        let started = Instant::now();
+        let name = tokio::time::timeout(PATIENCE, pool.run(gate.hold(current_thread_name))).await.unwrap().unwrap();
+        assert!(name.starts_with(RESCUE_THREAD), "{name}");
+        assert!(started.elapsed() >= Duration::from_millis(200), "rescued before it waited");
+        // The idle worker finishes its copy later; its answer is dropped and the pool goes on.
+        gate.release();
+        assert_eq!(tokio::time::timeout(PATIENCE, pool.run(|| 3)).await.unwrap(), Some(3));
+    }
+
+    #[tokio::test]
+    async fn once_starving_new_jobs_go_to_the_rescue_worker_without_waiting() {
+        // A long wait before rescue, so "without waiting" holds on any machine.
+        let rescue_after = Duration::from_secs(2);
+        let pool = HashPool::with_rescue_after(1, rescue_after);
+        let gate = Gate::default();
+        let first = tokio::time::timeout(PATIENCE, pool.run(gate.hold(current_thread_name))).await.unwrap();
+        assert!(first.unwrap().starts_with(RESCUE_THREAD));
+        let started = Instant::now();
+        let second = tokio::time::timeout(PATIENCE, pool.run(current_thread_name)).await.unwrap();
+        assert!(second.unwrap().starts_with(RESCUE_THREAD));
+        assert!(started.elapsed() < rescue_after, "the second job waited out its own rescue delay");
+        // The idle worker finishes its copy of the first job after the rescue: still starving.
+        gate.release();
+        // It answers a job first (the rescue workers being the slow ones this time): the
+        // cores have room again, and the next job goes to it alone.
+        let slow_rescue = Gate::default();
+        let third = tokio::time::timeout(PATIENCE, pool.run(slow_rescue.hold_rescue(current_thread_name))).await;
+        assert_eq!(third.unwrap().as_deref(), Some("warden-hash-0"));
+        // (The worker marks it just after it answers.)
+        let waited = Instant::now();
+        while pool.starving.load(Ordering::Acquire) {
+            assert!(waited.elapsed() < PATIENCE, "still starving after an idle worker answered first");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        slow_rescue.release();
+        let fourth = tokio::time::timeout(PATIENCE, pool.run(current_thread_name)).await.unwrap();
+        assert_eq!(fourth.as_deref(), Some("warden-hash-0"));
     }
 
     #[tokio::test]
     async fn a_job_whose_caller_left_is_skipped() {
-        let pool = std::sync::Arc::new(HashPool::new(1));
-        let (release, gate) = std::sync::mpsc::channel::<()>();
-        // Occupy the only thread, then queue a job and drop its caller before it starts.
+        let pool = Arc::new(HashPool::new(1));
+        let gate = Gate::default();
+        // Occupy the only idle worker, then queue a job and drop its caller before it starts.
         let busy = tokio::spawn({
-            let pool = pool.clone();
-            async move { pool.run(move || gate.recv().is_ok()).await }
+            let (pool, held) = (pool.clone(), gate.hold(|| true));
+            async move { pool.run(held).await }
         });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let ran = Arc::new(AtomicBool::new(false));
         let flag = ran.clone();
         let abandoned = tokio::spawn({
             let pool = pool.clone();
-            async move { pool.run(move || flag.store(true, std::sync::atomic::Ordering::SeqCst)).await }
+            async move { pool.run(move || flag.store(true, Ordering::SeqCst)).await }
         });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
         abandoned.abort();
         let _ = abandoned.await;
-        release.send(()).unwrap();
+        gate.release();
         assert_eq!(busy.await.unwrap(), Some(true));
         // A job queued after the abandoned one runs, so the abandoned one was taken and skipped.
         assert_eq!(pool.run(|| 1).await, Some(1));
-        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst), "the abandoned job ran");
+        assert!(!ran.load(Ordering::SeqCst), "the abandoned job ran");
     }
 
     #[tokio::test]

@@ -30,7 +30,7 @@ struct Inner {
     /// Verified against when the user does not exist, so that costs the same.
     dummy_hash: String,
     /// Argon2 working memory (19 MiB each), reused across verifications: a fresh block
-    /// costs its page faults and zeroing on every login. At most one per permit; dropped
+    /// costs its page faults and zeroing on every login. At most one kept per permit; dropped
     /// when logins stop, so an idle process gives it back.
     memory: Mutex<(Vec<Vec<Block>>, Instant)>,
     workers: usize,
@@ -83,8 +83,8 @@ impl PasswordHasher {
         let workers = workers.max(1);
         let waiting = AtomicUsize::new(0);
         let pool = HashPool::new(workers);
-        // As many as can run at once, so the rescue worker finds a job that idle-priority
-        // workers left waiting (see `hash_pool.rs`).
+        // One more than the idle-priority workers, so a rescue worker finds a job that they
+        // left waiting (see `hash_pool.rs`).
         let permits = Semaphore::new(pool.capacity());
         let inner = Arc::new(Inner { argon, permits, dummy_hash, memory, workers, waiting, pool });
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -108,8 +108,8 @@ impl PasswordHasher {
         let user_exists = stored.is_some();
         let password = password.clone();
         self.run(move |inner| {
-            let phc = stored.unwrap_or_else(|| inner.dummy_hash.clone());
-            let Ok(parsed) = PasswordHash::new(&phc) else {
+            let phc = stored.as_deref().unwrap_or(&inner.dummy_hash);
+            let Ok(parsed) = PasswordHash::new(phc) else {
                 return Verified { matches: false, needs_rehash: false };
             };
             // An overlong password still costs one verify, so its answer is not faster.
@@ -120,7 +120,8 @@ impl PasswordHasher {
         .await
     }
 
-    async fn run<T: Send + 'static>(&self, job: impl FnOnce(&Inner) -> T + Send + 'static) -> Result<T> {
+    /// Runs `job` on the hashing pool, which may run it twice (see `hash_pool.rs`).
+    async fn run<T: Send + 'static>(&self, job: impl Fn(&Inner) -> T + Send + Sync + 'static) -> Result<T> {
         // A flood of logins waits here, bounded: past the queue limit the answer is a fast
         // 503 with Retry-After instead of an ever longer wait.
         let waiting = Waiting::enter(&self.inner.waiting);
@@ -162,22 +163,25 @@ impl Inner {
         hashed && bool::from(subtle::ConstantTimeEq::ct_eq(out.as_slice(), expected.as_bytes()))
     }
 
+    // Both only try the lock: hashing threads at idle priority take it too, and one that the
+    // kernel preempts while holding it may not run again for seconds on busy cores; a rescue
+    // worker must never wait for it. On contention a block is allocated, or freed.
     fn take_memory(&self, blocks: usize) -> Vec<Block> {
-        let mut pool = self.memory.lock().expect("argon2 memory lock");
-        pool.1 = Instant::now();
-        match pool.0.iter().position(|b| b.len() == blocks) {
-            Some(i) => pool.0.swap_remove(i),
-            None => vec![Block::default(); blocks],
-        }
+        let kept = self.memory.try_lock().ok().and_then(|mut pool| {
+            pool.1 = Instant::now();
+            let i = pool.0.iter().position(|b| b.len() == blocks)?;
+            Some(pool.0.swap_remove(i))
+        });
+        kept.unwrap_or_else(|| vec![Block::default(); blocks])
     }
 
     fn give_back(&self, memory: Vec<Block>, blocks: usize) {
         // Only today's size is worth keeping; a rare weaker hash's memory is freed.
-        if blocks == (MEMORY_KIB as usize) {
-            let mut pool = self.memory.lock().expect("argon2 memory lock");
-            if pool.0.len() < self.pool.capacity() {
-                pool.0.push(memory);
-            }
+        if blocks == (MEMORY_KIB as usize)
+            && let Ok(mut pool) = self.memory.try_lock()
+            && pool.0.len() < self.pool.capacity()
+        {
+            pool.0.push(memory);
         }
     }
 }

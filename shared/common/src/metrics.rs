@@ -11,7 +11,7 @@
 //! | `warden_api_key_validations_total` | `outcome` |
 //! | `warden_authorization_decisions_total` | `decision` (`allow`, `deny`) |
 //! | `warden_password_hash_queue_depth` (gauge) | |
-//! | `warden_password_hash_rescued_total` (hashes that waited a second for idle CPU) | |
+//! | `warden_password_hash_rescued_total` (hashes the nice-10 rescue threads computed: no idle CPU) | |
 //! | `warden_tls_reloads_total` | `outcome` (`reloaded`, `rejected`) |
 use axum::Router;
 use axum::routing::get;

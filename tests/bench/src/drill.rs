@@ -71,6 +71,8 @@ struct Counters {
     rerouted: [AtomicU64; 3],
     /// Answers per gateway and phase (at most 4 gateways are counted).
     served: [[AtomicU64; 4]; 3],
+    /// The slowest call per phase and operation (in [`MIX`]'s order), in microseconds.
+    slowest_us: [[AtomicU64; 5]; 3],
     failures: Mutex<Vec<String>>,
 }
 
@@ -146,13 +148,25 @@ struct Client {
 const MIX: [(Op, u64); 5] =
     [(Op::Login, 1), (Op::Refresh, 10), (Op::BearerMe, 20), (Op::KeyVerify, 24), (Op::BearerVerify, 45)];
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
     Login,
     Refresh,
     BearerMe,
     BearerVerify,
     KeyVerify,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Login => "login",
+            Op::Refresh => "refresh",
+            Op::BearerMe => "bearer /me",
+            Op::BearerVerify => "bearer /verify",
+            Op::KeyVerify => "api-key /verify",
+        }
+    }
 }
 
 const VERIFY: &str = "/api/v1/auth/verify?permission=users:read";
@@ -204,6 +218,11 @@ fn expect(answer: Result<(StatusCode, Value), String>, want: StatusCode, what: &
     }
 }
 
+/// Where an operation sits in [`MIX`].
+fn op_index(op: Op) -> usize {
+    MIX.iter().position(|(o, _)| *o == op).expect("every op is in MIX")
+}
+
 fn op_at(slot: u64) -> Op {
     let mut edge = 0;
     for (op, share) in MIX {
@@ -220,7 +239,11 @@ async fn worker(mut client: Client, index: u64, counters: Arc<Counters>, running
     while running.load(Ordering::Relaxed) {
         let op = op_at((sent * 37 + index * 13) % 100);
         sent += 1;
-        match client.call(op, &counters).await {
+        let started = Instant::now();
+        let answer = client.call(op, &counters).await;
+        counters.slowest_us[counters.phase()][op_index(op)]
+            .fetch_max(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        match answer {
             Ok(()) => {
                 counters.ok[counters.phase()].fetch_add(1, Ordering::Relaxed);
             }
@@ -332,6 +355,14 @@ async fn revocation(gateways: &[SocketAddr], username: &str, password: &str) -> 
 pub async fn run(args: &DrillArgs, setup: &Setup) -> anyhow::Result<()> {
     let mut fleet = Fleet::start_replicated(setup, args.replicas).await?;
     let result = drive(args, setup, &mut fleet).await;
+    if result.is_err() {
+        // What the processes said is the only trace of why a request failed.
+        for proc in &fleet.procs {
+            for line in proc.warnings(20) {
+                eprintln!("[{}] {line}", proc.name);
+            }
+        }
+    }
     fleet.stop().await;
     result
 }
@@ -437,6 +468,13 @@ fn report(
             load(&c.rerouted, p),
             served.join(" / ")
         );
+    }
+    println!("\n| slowest answer, ms | {} |", MIX.iter().map(|(op, _)| op.name()).collect::<Vec<_>>().join(" | "));
+    println!("| --- |{}", " ---: |".repeat(MIX.len()));
+    for (p, name) in PHASES.iter().enumerate() {
+        let slowest: Vec<String> =
+            c.slowest_us[p].iter().map(|us| format!("{:.1}", us.load(Ordering::Relaxed) as f64 / 1000.0)).collect();
+        println!("| {name} | {} |", slowest.join(" | "));
     }
     // The slowest gateway's time, and the answers (all gateways) that still accepted.
     let cell = |v: &[(f64, u32)]| {

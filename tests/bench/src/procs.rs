@@ -55,6 +55,13 @@ impl Proc {
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
+    /// The log's warnings and errors (the lines that name a level of WARN or ERROR), last `n`.
+    pub fn warnings(&self, n: usize) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
+        lines[lines.len().saturating_sub(n)..].iter().map(|l| (*l).to_owned()).collect()
+    }
+
     /// SIGKILL, without waiting.
     pub fn kill(&mut self) {
         let _ = self.child.start_kill();
@@ -79,9 +86,31 @@ impl Proc {
     }
 }
 
-/// A free loopback port (bound, then released for the child to take).
+/// Where [`free_port`] looks: below Linux's ephemeral range (32768–60999 by default), so no
+/// outgoing connection takes the port between the check and the child's bind.
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A free loopback port for a child to listen on, never the same one twice in this process.
+/// (Port 0 handed the same ephemeral port to two processes once: the second could not bind
+/// and exited, while the first answered in its place, every call `unimplemented`.)
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
+    use std::sync::atomic::Ordering;
+    let span = u32::from(PORTS.end - PORTS.start);
+    // Each run starts somewhere else, so runs one after another do not meet in TIME_WAIT.
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        uuid::Uuid::new_v4().as_u128() as u32 % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..span {
+        let port = PORTS.start + (NEXT.fetch_add(1, Ordering::SeqCst) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free loopback port in {PORTS:?}")
 }
 
 /// Waits until `addr` accepts TCP connections.
