@@ -109,48 +109,36 @@ impl HashPool {
     }
 
     fn with_rescue_after(workers: usize, rescue_after: Duration) -> Self {
-        let (idle, queue) = mpsc::channel::<Arc<Slot>>();
-        // Shared by the idle workers only: the rescue workers have a queue of their own.
-        let queue = Arc::new(Mutex::new(queue));
         let workers = workers.max(1);
         let starving = Arc::new(AtomicBool::new(false));
+        // The idle workers share one queue, the rescue workers another.
+        let (idle, queue) = mpsc::channel::<Arc<Slot>>();
+        let queue = Arc::new(Mutex::new(queue));
         for n in 0..workers {
             let (queue, starving) = (queue.clone(), starving.clone());
             spawn(format!("warden-hash-{n}"), move || {
                 idle_priority();
-                loop {
-                    let next = queue.lock().expect("hash queue lock").recv();
-                    match next {
-                        // Answering first at idle priority shows the cores have room again.
-                        Ok(slot) => {
-                            if slot.run_idle() {
-                                starving.store(false, Ordering::Release);
-                            }
-                        }
-                        Err(_) => return,
-                    };
-                }
+                serve(&queue, |slot| {
+                    // Answering first at idle priority shows the cores have room again.
+                    if slot.run_idle() {
+                        starving.store(false, Ordering::Release);
+                    }
+                });
             });
         }
-        let (rescue, rescued) = mpsc::channel::<Arc<Slot>>();
         // As many rescue workers as idle ones: on busy cores logins then get what a pool of
         // nice-10 threads got before idle priority, and no less.
+        let (rescue, rescued) = mpsc::channel::<Arc<Slot>>();
         let rescued = Arc::new(Mutex::new(rescued));
         for n in 0..workers {
             let rescued = rescued.clone();
             spawn(format!("{RESCUE_THREAD}-{n}"), move || {
                 rescue_priority();
-                loop {
-                    let next = rescued.lock().expect("rescue queue lock").recv();
-                    match next {
-                        Ok(slot) => {
-                            if (slot.job)() {
-                                metrics::counter!("warden_password_hash_rescued_total").increment(1);
-                            }
-                        }
-                        Err(_) => return,
+                serve(&rescued, |slot| {
+                    if (slot.job)() {
+                        metrics::counter!("warden_password_hash_rescued_total").increment(1);
                     }
-                }
+                });
             });
         }
         HashPool { idle, rescue, workers, rescue_after, starving }
@@ -189,6 +177,17 @@ impl HashPool {
         }
         self.rescue.send(slot).ok()?;
         answer.await.ok()
+    }
+}
+
+/// Takes slots from a queue its workers share until the pool is dropped.
+fn serve(queue: &Mutex<mpsc::Receiver<Arc<Slot>>>, each: impl Fn(Arc<Slot>)) {
+    loop {
+        let next = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+        match next {
+            Ok(slot) => each(slot),
+            Err(_) => return,
+        }
     }
 }
 
