@@ -72,7 +72,7 @@ struct Counters {
     /// Answers per gateway and phase (at most 4 gateways are counted).
     served: [[AtomicU64; 4]; 3],
     /// The slowest call per phase and operation (in [`MIX`]'s order), in microseconds.
-    slowest_us: [[AtomicU64; 5]; 3],
+    slowest_us: [[AtomicU64; MIX.len()]; 3],
     failures: Mutex<Vec<String>>,
 }
 

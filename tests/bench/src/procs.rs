@@ -91,8 +91,9 @@ impl Proc {
 const PORTS: std::ops::Range<u16> = 20_000..32_000;
 
 /// A free loopback port for a child to listen on, never the same one twice in this process.
-/// (Port 0 handed the same ephemeral port to two processes once: the second could not bind
-/// and exited, while the first answered in its place, every call `unimplemented`.)
+/// (With port 0, a drill once answered every call `unimplemented` at start-up, most likely
+/// because two processes were handed the same port: the second could not bind and exited,
+/// and the first answered in its place.)
 pub fn free_port() -> anyhow::Result<u16> {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
     use std::sync::atomic::Ordering;
