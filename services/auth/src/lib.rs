@@ -1,5 +1,6 @@
 //! warden-auth: passwords, login sessions, lockout, caller verification and users.
 mod api;
+mod argon;
 mod cache;
 mod entity;
 pub mod grpc;

@@ -1,9 +1,10 @@
-//! Password hashing: Argon2id with OWASP parameters, run on dedicated idle-priority threads
-//! (`hash_pool.rs`) behind a bounded queue, so a login flood waits here instead of starving
-//! the async runtime and every other route.
+//! Password hashing: Argon2id with OWASP parameters (computed by `argon.rs`), run on dedicated
+//! idle-priority threads (`hash_pool.rs`) behind a bounded queue, so a login flood waits here
+//! instead of starving the async runtime and every other route.
+use crate::argon;
 use crate::hash_pool::HashPool;
+use argon2::Params;
 use argon2::password_hash::phc::PasswordHash;
-use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher as _, Version};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,14 +26,14 @@ pub struct PasswordHasher {
 }
 
 struct Inner {
-    argon: Argon2<'static>,
+    argon: argon2_rust::Argon2,
     permits: Semaphore,
     /// Verified against when the user does not exist, so that costs the same.
     dummy_hash: String,
-    /// Argon2 working memory (19 MiB each), reused across verifications: a fresh block
+    /// Argon2 working memory (a 19 MiB arena per hasher), reused across hashes: a fresh one
     /// costs its page faults and zeroing on every login. At most one kept per permit; dropped
     /// when logins stop, so an idle process gives it back.
-    memory: Mutex<(Vec<Vec<Block>>, Instant)>,
+    memory: Mutex<(Vec<argon2_rust::Hasher>, Instant)>,
     workers: usize,
     /// Hashes waiting for a permit.
     waiting: AtomicUsize,
@@ -76,9 +77,9 @@ pub struct Verified {
 
 impl PasswordHasher {
     pub fn new(workers: usize) -> Self {
-        let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).expect("valid argon2 parameters");
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let dummy_hash = argon.hash_password(b"warden-dummy-password").expect("hash the dummy password").to_string();
+        let argon = argon::current(MEMORY_KIB, ITERATIONS, PARALLELISM);
+        let dummy_hash =
+            argon.hasher().hash_password_with_random_salt(b"warden-dummy-password").expect("hash the dummy password");
         let memory = Mutex::new((Vec::new(), Instant::now()));
         let workers = workers.max(1);
         let waiting = AtomicUsize::new(0);
@@ -97,9 +98,14 @@ impl PasswordHasher {
     pub async fn hash(&self, password: &Secret) -> Result<String> {
         check_length(password)?;
         let password = password.clone();
-        self.run(move |inner| inner.argon.hash_password(password.expose().as_bytes()).map(|h| h.to_string()))
-            .await?
-            .map_err(Error::internal)
+        self.run(move |inner| {
+            let mut hasher = inner.take_memory();
+            let phc = hasher.hash_password_with_random_salt(password.expose().as_bytes());
+            inner.give_back(hasher);
+            phc
+        })
+        .await?
+        .map_err(|e| Error::internal(anyhow::anyhow!("argon2: {e:?}")))
     }
 
     /// Verifies against `stored`, or against the dummy hash when there is no user.
@@ -147,41 +153,35 @@ impl PasswordHasher {
 }
 
 impl Inner {
-    /// Verifies like `Argon2::verify_password`, but in pooled working memory when the hash
-    /// uses today's parameters; a constant-time comparison decides.
+    /// Verifies like `Argon2::verify_password`, in pooled working memory; a constant-time
+    /// comparison decides.
     fn verify_pooled(&self, password: &[u8], hash: &PasswordHash) -> bool {
-        let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else { return false };
-        let Ok(params) = Params::try_from(hash) else { return false };
-        let Ok(algorithm) = Algorithm::try_from(hash.algorithm.as_str()) else { return false };
-        let version = hash.version.and_then(|v| Version::try_from(v).ok()).unwrap_or(Version::V0x13);
-        let blocks_needed = params.block_count();
-        let argon = Argon2::new(algorithm, version, params);
-        let mut out = vec![0u8; expected.len()];
-        let mut blocks = self.take_memory(blocks_needed);
-        let hashed = argon.hash_password_into_with_memory(password, salt.as_ref(), &mut out, &mut blocks).is_ok();
-        self.give_back(blocks, blocks_needed);
-        hashed && bool::from(subtle::ConstantTimeEq::ct_eq(out.as_slice(), expected.as_bytes()))
+        let mut hasher = self.take_memory();
+        let matches = argon::verify_in(&mut hasher, password, hash);
+        self.give_back(hasher);
+        matches
     }
 
     // Both only try the lock: hashing threads at idle priority take it too, and one that the
     // kernel preempts while holding it may not run again for seconds on busy cores; a rescue
-    // worker must never wait for it. On contention a block is allocated, or freed.
-    fn take_memory(&self, blocks: usize) -> Vec<Block> {
+    // worker must never wait for it. On contention an arena is allocated, or freed.
+    fn take_memory(&self) -> argon2_rust::Hasher {
         let kept = self.memory.try_lock().ok().and_then(|mut pool| {
             pool.1 = Instant::now();
-            let i = pool.0.iter().position(|b| b.len() == blocks)?;
-            Some(pool.0.swap_remove(i))
+            pool.0.pop()
         });
-        kept.unwrap_or_else(|| vec![Block::default(); blocks])
+        let mut hasher = kept.unwrap_or_else(|| self.argon.hasher());
+        hasher.set_argon2(self.argon);
+        hasher
     }
 
-    fn give_back(&self, memory: Vec<Block>, blocks: usize) {
-        // Only today's size is worth keeping; a rare weaker hash's memory is freed.
-        if blocks == (MEMORY_KIB as usize)
+    fn give_back(&self, hasher: argon2_rust::Hasher) {
+        // An arena that a stronger stored hash grew is freed, not kept.
+        if hasher.reserved_blocks() <= MEMORY_KIB as usize
             && let Ok(mut pool) = self.memory.try_lock()
             && pool.0.len() < self.pool.capacity()
         {
-            pool.0.push(memory);
+            pool.0.push(hasher);
         }
     }
 }
@@ -260,6 +260,7 @@ mod tests {
     #[tokio::test]
     async fn weaker_hash_needs_rehash_and_oversized_is_refused() {
         let hasher = PasswordHasher::new(1);
+        use argon2::{Algorithm, Argon2, PasswordHasher as _, Version};
         let weak = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 1, 1, None).unwrap());
         let stored = weak.hash_password(b"correct horse battery").unwrap().to_string();
         let v = hasher.verify(&Secret::new("correct horse battery"), Some(stored)).await.unwrap();

@@ -1,5 +1,6 @@
 //! Ceilings: what this machine can do at best, so every Warden figure can be read as a
-//! ratio. Argon2id verification with Warden's parameters on all cores (four ways), and a bare
+//! ratio. Argon2id verification with Warden's parameters on all cores (six ways, two crates),
+//! and a bare
 //! axum server (its own process, started from this binary) answering a static body or
 //! verifying the same EdDSA token with jsonwebtoken.
 use crate::procs;
@@ -21,7 +22,7 @@ const PASSWORD: &str = "bench-correct-horse-battery";
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ArgonRate {
-    pub name: &'static str,
+    pub name: String,
     pub threads: usize,
     pub per_second: f64,
     /// Wall time of one verification on one core.
@@ -40,16 +41,27 @@ fn argon() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params())
 }
 
-/// Runs `job` on `threads` OS threads for `duration`; returns completed jobs and elapsed seconds.
+/// Runs `job` on `threads` OS threads for `duration`, each with a 19 MiB block of its own;
+/// returns completed jobs and elapsed seconds.
 fn on_threads(threads: usize, duration: Duration, job: impl Fn(&mut Vec<Block>) + Sync) -> (u64, f64) {
+    on_threads_with(threads, duration, || vec![Block::new(); params().block_count()], job)
+}
+
+/// Runs `job` on `threads` OS threads for `duration`, each with its own `state`.
+fn on_threads_with<S>(
+    threads: usize,
+    duration: Duration,
+    state: impl Fn() -> S + Sync,
+    job: impl Fn(&mut S) + Sync,
+) -> (u64, f64) {
     let done = AtomicU64::new(0);
     let start = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
-                let mut memory = vec![Block::new(); params().block_count()];
+                let mut state = state();
                 while start.elapsed() < duration {
-                    job(&mut memory);
+                    job(&mut state);
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             });
@@ -58,7 +70,7 @@ fn on_threads(threads: usize, duration: Duration, job: impl Fn(&mut Vec<Block>) 
     (done.into_inner(), start.elapsed().as_secs_f64())
 }
 
-fn rate(name: &'static str, threads: usize, (ops, seconds): (u64, f64), faults: u64, other_cores: f64) -> ArgonRate {
+fn rate(name: String, threads: usize, (ops, seconds): (u64, f64), faults: u64, other_cores: f64) -> ArgonRate {
     let per_second = ops as f64 / seconds.max(1e-9);
     ArgonRate {
         name,
@@ -70,17 +82,18 @@ fn rate(name: &'static str, threads: usize, (ops, seconds): (u64, f64), faults: 
     }
 }
 
-fn measured(name: &'static str, threads: usize, run: impl FnOnce() -> (u64, f64)) -> ArgonRate {
+fn measured(name: impl Into<String>, threads: usize, run: impl FnOnce() -> (u64, f64)) -> ArgonRate {
     let pid = std::process::id();
     let before = procs::minor_faults(pid).unwrap_or(0);
     let cpu_before = procs::snapshot(&[]);
     let result = run();
     let cpu = procs::delta(&cpu_before, &procs::snapshot(&[]), result.1);
     let faults = procs::minor_faults(pid).unwrap_or(0).saturating_sub(before);
-    rate(name, threads, result, faults, cpu.other_cores)
+    rate(name.into(), threads, result, faults, cpu.other_cores)
 }
 
-/// Argon2id verifications per second on `threads` threads, four ways.
+/// Argon2id verifications per second on `threads` threads, six ways: RustCrypto's `argon2`
+/// and `argon2-rust` (the engine of @node-rs/argon2, which Warden computes with).
 pub fn argon2_rates(threads: usize, duration: Duration) -> anyhow::Result<Vec<ArgonRate>> {
     let argon = argon();
     let phc = argon.hash_password(PASSWORD.as_bytes()).map_err(anyhow::Error::msg)?.to_string();
@@ -94,25 +107,58 @@ pub fn argon2_rates(threads: usize, duration: Duration) -> anyhow::Result<Vec<Ar
     out.push(measured("Warden PasswordHasher::verify (its hashing threads)", threads, || {
         warden_hasher_rate(threads, duration, &phc)
     }));
-    out.push(measured("argon2 verify_password (PHC string, fresh memory)", threads, || {
+    out.push(measured("RustCrypto argon2 verify_password (PHC string, fresh memory)", threads, || {
         on_threads(threads, duration, |_| {
             let parsed = PasswordHash::new(&phc).expect("phc");
             assert!(argon.verify_password(PASSWORD.as_bytes(), &parsed).is_ok());
         })
     }));
-    out.push(measured("argon2 hash_password_into (fresh memory)", threads, || {
+    out.push(measured("RustCrypto argon2 hash_password_into (fresh memory)", threads, || {
         on_threads(threads, duration, |_| {
             let mut hash = [0u8; 32];
             argon.hash_password_into(PASSWORD.as_bytes(), &salt, &mut hash).expect("hash");
         })
     }));
-    out.push(measured("argon2 hash_password_into_with_memory (reused memory)", threads, || {
+    out.push(measured("RustCrypto argon2 hash_password_into_with_memory (reused memory)", threads, || {
         on_threads(threads, duration, |memory| {
             let mut hash = [0u8; 32];
             argon
                 .hash_password_into_with_memory(PASSWORD.as_bytes(), &salt, &mut hash, memory.as_mut_slice())
                 .expect("hash");
         })
+    }));
+    let fast = argon2_rust::Argon2::new(
+        argon2_rust::Algorithm::Argon2id,
+        argon2_rust::Version::V0x13,
+        argon2_rust::Params::builder()
+            .memory(argon2_rust::params::Memory::kib(MEMORY_KIB.into()))
+            .passes(ITERATIONS)
+            .lanes(PARALLELISM)
+            .build()
+            .map_err(|e| anyhow::anyhow!("argon2-rust parameters: {e:?}"))?,
+    );
+    let fill = argon2_rust::detected_backend();
+    out.push(measured(
+        format!("argon2-rust verify_password (PHC string, fresh arena, {fill:?} fill)"),
+        threads,
+        || {
+            on_threads(threads, duration, |_| {
+                let verified =
+                    argon2_rust::Argon2::verify_password(&phc, PASSWORD.as_bytes(), argon2_rust::Algorithm::Argon2id);
+                assert!(verified.is_ok());
+            })
+        },
+    ));
+    out.push(measured(format!("argon2-rust Hasher::hash_into (reused arena, {fill:?} fill)"), threads, || {
+        on_threads_with(
+            threads,
+            duration,
+            || fast.hasher(),
+            |hasher| {
+                let mut hash = [0u8; 32];
+                hasher.hash_into(PASSWORD.as_bytes(), &salt, &mut hash).expect("hash");
+            },
+        )
     }));
     Ok(out)
 }

@@ -550,8 +550,14 @@ mod tests {
 
     #[test]
     fn targets_are_judged_against_the_issue() {
-        let argon =
-            ArgonRate { name: "x", threads: 2, per_second: 100.0, ms_each: 20.0, faults_each: 0.0, other_cores: 0.0 };
+        let argon = ArgonRate {
+            name: "x".into(),
+            threads: 2,
+            per_second: 100.0,
+            ms_each: 20.0,
+            faults_each: 0.0,
+            other_cores: 0.0,
+        };
         let at_rate = |p99_ms: f64| Phase { offered: Some(15_500.0), rps: 15_500.0, ok: 1, p99_ms, ..Phase::default() };
         let mut me = scenario(sc::BEARER_ME, 31_000.0, 12.0);
         me.fixed = Some(at_rate(2.5));
