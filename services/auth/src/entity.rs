@@ -21,7 +21,17 @@ pub(crate) mod user {
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub(crate) enum Relation {}
+    pub(crate) enum Relation {
+        /// Read with the user at login, so the second-factor check costs no query of its own.
+        #[sea_orm(has_one = "super::mfa_totp::Entity")]
+        Totp,
+    }
+
+    impl Related<super::mfa_totp::Entity> for Entity {
+        fn to() -> RelationDef {
+            Relation::Totp.def()
+        }
+    }
 
     impl ActiveModelBehavior for ActiveModel {}
 }
@@ -88,7 +98,16 @@ pub(crate) mod mfa_totp {
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub(crate) enum Relation {}
+    pub(crate) enum Relation {
+        #[sea_orm(belongs_to = "super::user::Entity", from = "Column::UserId", to = "super::user::Column::Id")]
+        User,
+    }
+
+    impl Related<super::user::Entity> for Entity {
+        fn to() -> RelationDef {
+            Relation::User.def()
+        }
+    }
 
     impl ActiveModelBehavior for ActiveModel {}
 }

@@ -1,7 +1,7 @@
 //! AuthService: login, refresh, logout and caller verification (design flows 1, 3, 4).
 use crate::api::*;
 use crate::cache::{HOT_PATH_TTL, TtlCache};
-use crate::entity::user;
+use crate::entity::{mfa_totp, user};
 use crate::password::{self, PasswordHasher};
 use crate::policy::PasswordPolicy;
 use crate::store::{LockoutPolicy, Rotation, SessionRecord, SessionStore};
@@ -126,8 +126,14 @@ impl AuthService {
         self.users.remove(&id);
     }
 
-    pub(crate) async fn find_user_by_name(&self, username: &str) -> Result<Option<user::Model>> {
-        Ok(user::Entity::find().filter(user::Column::UsernameKey.eq(username_key(username))).one(&self.db).await?)
+    /// The user of that name and whether a confirmed second factor guards them, in one query.
+    pub(crate) async fn find_login_user(&self, username: &str) -> Result<Option<(user::Model, bool)>> {
+        let found = user::Entity::find()
+            .filter(user::Column::UsernameKey.eq(username_key(username)))
+            .find_also_related(mfa_totp::Entity)
+            .one(&self.db)
+            .await?;
+        Ok(found.map(|(user, totp)| (user, totp.is_some_and(|t| t.confirmed))))
     }
 
     /// Creates a session and its first token pair.
@@ -309,9 +315,9 @@ impl AuthService {
             return Err(Error::new(ErrorCode::AccountLocked, "too many failed attempts; try again later")
                 .with_retry_after((state.locked_until - now) as u64));
         }
-        let user = self.find_user_by_name(username).await?;
-        let verified = self.hasher.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
-        let user = match user {
+        let user = self.find_login_user(username).await?;
+        let verified = self.hasher.verify(password, user.as_ref().map(|(u, _)| u.password_hash.clone())).await?;
+        let (user, mfa_enabled) = match user {
             Some(user) if verified.matches => user,
             _ => {
                 let state = self.store.record_failure(&key, self.clock.unix(), &self.settings.lockout).await?;
@@ -334,7 +340,9 @@ impl AuthService {
             active.updated_at = Set(self.clock.now());
             active.update(&self.db).await?;
         }
-        if self.mfa_enabled(user.id).await? {
+        // Read with the user, before the hash: a factor confirmed while this login hashed
+        // applies from the next login on, as it would had this login finished a moment sooner.
+        if mfa_enabled {
             // Password failures are cleared only once the second factor is passed too.
             return Err(self.mfa_challenge(user.id).await?);
         }

@@ -24,8 +24,10 @@ pub async fn connect_with(url: &str, max_connections: u32) -> anyhow::Result<Dat
     // retrying a refused connection until the acquire timeout.
     options.connect_timeout(POOL_TIMEOUT).acquire_timeout(POOL_TIMEOUT).sqlx_logging(false);
     if url.starts_with("sqlite:") {
-        // One writer at a time in SQLite; a small pool avoids lock convoys.
-        options.max_connections(8).min_connections(1);
+        // One writer at a time in SQLite; a small pool avoids lock convoys. No ping before
+        // each use: sqlx's default costs a round trip to the connection's worker thread per
+        // query (two thread wake-ups), and an in-process database has no connection to lose.
+        options.max_connections(8).min_connections(1).test_before_acquire(false);
         // Per-connection settings belong in the connect options: a PRAGMA executed once
         // reaches only the pooled connection that happened to run it. `synchronous=NORMAL`
         // is durable in WAL mode except for the last commits on power loss, and saves an
@@ -37,6 +39,9 @@ pub async fn connect_with(url: &str, max_connections: u32) -> anyhow::Result<Dat
                 .foreign_keys(true)
         });
     } else {
+        // PostgreSQL keeps the ping before each use: on a server that stopped answering it
+        // fails within the acquire timeout, where a query on a hot connection would wait for
+        // the request's whole budget.
         options.max_connections(max_connections.max(1)).min_connections(1);
     }
     Ok(Database::connect(options).await?)
