@@ -1,14 +1,15 @@
 //! Dedicated threads for password hashing, scheduled only when nothing else wants the CPU.
 //!
-//! Argon2 is pure CPU for ~10 ms a call. On tokio's blocking pool it competes as an equal
-//! with the runtime threads, so a login flood on 2 cores stretches every other request's
-//! latency. Here the hashing threads run under Linux's `SCHED_IDLE` policy: when nothing
-//! else wants the CPU (a login-only load) they still get all of it, and when a request
-//! thread wakes the kernel preempts a hashing thread at once and places the woken thread on
-//! a core that is only hashing as if that core were idle. A niced thread gets neither: at
-//! nice 10 a woken request thread still waited out the hashing thread's time slice (in
-//! paired runs of the login flood, the protected p99 rose 5.0× at nice 10 against 3.0× at
-//! idle priority, medians; BENCHMARKS.md, session 5).
+//! Argon2 is pure CPU for 5-7 ms a call here (argon2-rust; 14-17 ms with RustCrypto's
+//! crate). On tokio's blocking pool it competes as an equal with the runtime threads, so a
+//! login flood on 2 cores stretches every other request's latency. Here the hashing threads
+//! run under Linux's `SCHED_IDLE` policy: when nothing else wants the CPU (a login-only load)
+//! they still get all of it, and when a request thread wakes the kernel preempts a hashing
+//! thread at once and places the woken thread on a core that is only hashing as if that
+//! core were idle. A niced thread gets neither: at nice 10 a woken request thread still
+//! waited out the hashing thread's time slice (in paired runs of the login flood, the
+//! protected p99 rose 5.0× at nice 10 against 3.0× at idle priority, medians;
+//! BENCHMARKS.md, session 5).
 //!
 //! Idle priority has a cost: against busy threads of the same CPU cgroup (in Kubernetes,
 //! the pod's own; on a host without one, every process of the session) a hashing thread
@@ -18,12 +19,14 @@
 //! pool counts as starving, and new jobs go to the rescue workers at once, until an idle
 //! worker finishes a job again. On busy cores logins thus move as they did when every
 //! hashing thread ran at nice 10. In a login flood that the CPU can serve, jobs never wait
-//! that long and the rescue workers sleep.
+//! that long and the rescue workers sleep. And while other work crowds the cores, only one
+//! idle worker hashes at a time (`hash_crowding.rs`).
 //!
 //! (The first version had one rescue worker, which took only jobs still queued, each after
 //! its own second. The scale-out drill keeps both cores busy. There, the three jobs
 //! admitted at a time held logins to about three a second per process, some logins took
 //! 3.5 s, and one passed the 5 s call deadline.)
+use crate::hash_crowding::Crowding;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -85,7 +88,7 @@ struct Reply<T> {
 
 impl<T> Reply<T> {
     /// Nobody waits for this answer any more: given already, or its caller left (its
-    /// request gave up: client gone, budget spent), so the ~20 ms of CPU are not spent.
+    /// request gave up: client gone, budget spent), so the hash's CPU is not spent.
     fn unwanted(&self) -> bool {
         self.answered.load(Ordering::Acquire)
             || self.sender.try_lock().map_or(true, |s| s.as_ref().is_none_or(|s| s.is_closed()))
@@ -114,20 +117,25 @@ impl HashPool {
     fn with_rescue_after(workers: usize, rescue_after: Duration) -> Self {
         let workers = workers.max(1);
         let starving = Arc::new(AtomicBool::new(false));
+        // While other work crowds the cores, one idle worker hashes at a time.
+        let crowding = Arc::new(Crowding::new());
         // The idle workers share one queue, the rescue workers another.
         let (idle, queue) = mpsc::channel::<Arc<Slot>>();
         let queue = Arc::new(Mutex::new(queue));
         for n in 0..workers {
-            let (queue, starving) = (queue.clone(), starving.clone());
+            let (queue, starving, crowding) = (queue.clone(), starving.clone(), crowding.clone());
             spawn(format!("warden-hash-{n}"), move || {
                 idle_priority();
                 serve(&queue, |slot| {
+                    let started = crowding.enter();
+                    let ran = slot.run_idle();
+                    crowding.leave(started);
                     // Finishing a job at idle priority shows the cores have room again, even
                     // if a rescue worker answered it first. (Waiting for an idle worker to
                     // answer first kept the pool starving through a whole login flood: the
                     // rescue workers, at nice 10, nearly always win. The protected p99 then
                     // rose 6.8x embedded and 9.7x split, against 2-3x and 1.3-1.6x.)
-                    if slot.run_idle() {
+                    if ran {
                         starving.store(false, Ordering::Release);
                     }
                 });

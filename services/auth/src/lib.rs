@@ -4,6 +4,7 @@ mod argon;
 mod cache;
 mod entity;
 pub mod grpc;
+mod hash_crowding;
 mod hash_pool;
 mod mfa;
 mod migrations;
