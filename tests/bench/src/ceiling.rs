@@ -127,16 +127,6 @@ pub fn argon2_rates(threads: usize, duration: Duration) -> anyhow::Result<Vec<Ar
                 .expect("hash");
         })
     }));
-    let fast = argon2_rust::Argon2::new(
-        argon2_rust::Algorithm::Argon2id,
-        argon2_rust::Version::V0x13,
-        argon2_rust::Params::builder()
-            .memory(argon2_rust::params::Memory::kib(MEMORY_KIB.into()))
-            .passes(ITERATIONS)
-            .lanes(PARALLELISM)
-            .build()
-            .map_err(|e| anyhow::anyhow!("argon2-rust parameters: {e:?}"))?,
-    );
     let fill = argon2_rust::detected_backend();
     out.push(measured(
         format!("argon2-rust verify_password (PHC string, fresh arena, {fill:?} fill)"),
@@ -149,18 +139,46 @@ pub fn argon2_rates(threads: usize, duration: Duration) -> anyhow::Result<Vec<Ar
             })
         },
     ));
-    out.push(measured(format!("argon2-rust Hasher::hash_into (reused arena, {fill:?} fill)"), threads, || {
+    out.push(argon2_reference(threads, duration, &salt)?);
+    Ok(out)
+}
+
+/// `argon2-rust`'s hash in a reused arena on `threads` threads: the fastest implementation
+/// found. Measured with the other ceilings, and again next to the login phase (the host's
+/// speed drifts by a third between minutes).
+pub fn argon2_reference(threads: usize, duration: Duration, salt: &[u8]) -> anyhow::Result<ArgonRate> {
+    let params = argon2_rust::Params::builder()
+        .memory(argon2_rust::params::Memory::kib(MEMORY_KIB.into()))
+        .passes(ITERATIONS)
+        .lanes(PARALLELISM)
+        .build()
+        .map_err(|e| anyhow::anyhow!("argon2-rust parameters: {e:?}"))?;
+    let fast = argon2_rust::Argon2::new(argon2_rust::Algorithm::Argon2id, argon2_rust::Version::V0x13, params);
+    let fill = argon2_rust::detected_backend();
+    Ok(measured(format!("argon2-rust Hasher::hash_into (reused arena, {fill:?} fill)"), threads, || {
         on_threads_with(
             threads,
             duration,
             || fast.hasher(),
             |hasher| {
                 let mut hash = [0u8; 32];
-                hasher.hash_into(PASSWORD.as_bytes(), &salt, &mut hash).expect("hash");
+                hasher.hash_into(PASSWORD.as_bytes(), salt, &mut hash).expect("hash");
             },
         )
-    }));
-    Ok(out)
+    }))
+}
+
+/// The mean of two measurements of one rate (before and after a phase).
+pub fn mean_rate(name: &str, a: &ArgonRate, b: &ArgonRate) -> ArgonRate {
+    let per_second = (a.per_second + b.per_second) / 2.0;
+    ArgonRate {
+        name: name.to_owned(),
+        threads: a.threads,
+        per_second,
+        ms_each: if per_second > 0.0 { 1000.0 * a.threads as f64 / per_second } else { 0.0 },
+        faults_each: (a.faults_each + b.faults_each) / 2.0,
+        other_cores: a.other_cores.max(b.other_cores),
+    }
 }
 
 fn warden_hasher_rate(threads: usize, duration: Duration, phc: &str) -> (u64, f64) {

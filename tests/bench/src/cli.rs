@@ -319,6 +319,12 @@ async fn run(plan: &Plan, client: tokio::runtime::Handle) -> anyhow::Result<Repo
     Ok(report)
 }
 
+/// The fastest argon2 reference, measured now (see [`ceiling::argon2_reference`]).
+async fn argon2_reference(plan: &Plan) -> anyhow::Result<ceiling::ArgonRate> {
+    let (threads, duration) = (plan.cores, plan.argon_duration.min(Duration::from_secs(3)));
+    tokio::task::spawn_blocking(move || ceiling::argon2_reference(threads, duration, b"warden-bench-salt")).await?
+}
+
 async fn run_mode(
     plan: &Plan,
     client: &tokio::runtime::Handle,
@@ -339,11 +345,18 @@ async fn run_mode(
     }
     let runner = Runner::new(client.clone(), fleet.pids(), plan.warmup, plan.duration, fx.clone());
     let mut results: Vec<ScenarioResult> = Vec::new();
+    let mut login_reference = None;
     for spec in scenarios::specs(plan.concurrency).into_iter().filter(|s| plan.wanted(s.name)) {
+        let judged_by_argon2 = spec.name == scenarios::LOGIN && !plan.args.skip_ceilings;
+        let before = if judged_by_argon2 { Some(argon2_reference(plan).await?) } else { None };
         eprintln!("warden-bench: [{}] {}", short(fleet.mode), spec.name);
         let result = runner.scenario(spec).await?;
         fleet.check_alive()?;
         results.push(result);
+        if let Some(before) = before {
+            let after = argon2_reference(plan).await?;
+            login_reference = Some(ceiling::mean_rate("argon2-rust's reused-arena hash", &before, &after));
+        }
     }
     if plan.wanted(scenarios::FLOOD) {
         eprintln!("warden-bench: [{}] {}", short(fleet.mode), scenarios::FLOOD);
@@ -370,6 +383,7 @@ async fn run_mode(
         scenarios: results,
         session_bytes,
         static_floor,
+        login_reference,
     })
 }
 
