@@ -20,6 +20,11 @@ pub const PARALLELISM: u32 = 1;
 /// Longer input is refused before hashing, so it cannot be used to burn CPU.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
+/// The engine configured with Warden's parameters (the bench's argon2 reference uses it too).
+pub fn engine() -> argon2_rust::Argon2 {
+    argon::current(MEMORY_KIB, ITERATIONS, PARALLELISM)
+}
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     inner: Arc<Inner>,
@@ -77,7 +82,7 @@ pub struct Verified {
 
 impl PasswordHasher {
     pub fn new(workers: usize) -> Self {
-        let argon = argon::current(MEMORY_KIB, ITERATIONS, PARALLELISM);
+        let argon = engine();
         let dummy_hash =
             argon.hasher().hash_password_with_random_salt(b"warden-dummy-password").expect("hash the dummy password");
         let memory = Mutex::new((Vec::new(), Instant::now()));
@@ -100,6 +105,8 @@ impl PasswordHasher {
         let password = password.clone();
         self.run(move |inner| {
             let mut hasher = inner.take_memory();
+            // A pooled hasher may still hold a weaker stored hash's parameters.
+            hasher.set_argon2(inner.argon);
             let phc = hasher.hash_password_with_random_salt(password.expose().as_bytes());
             inner.give_back(hasher);
             phc
@@ -170,9 +177,7 @@ impl Inner {
             pool.1 = Instant::now();
             pool.0.pop()
         });
-        let mut hasher = kept.unwrap_or_else(|| self.argon.hasher());
-        hasher.set_argon2(self.argon);
-        hasher
+        kept.unwrap_or_else(|| self.argon.hasher())
     }
 
     fn give_back(&self, hasher: argon2_rust::Hasher) {

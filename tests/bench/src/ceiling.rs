@@ -1,8 +1,7 @@
 //! Ceilings: what this machine can do at best, so every Warden figure can be read as a
 //! ratio. Argon2id verification with Warden's parameters on all cores (six ways, two crates),
-//! and a bare
-//! axum server (its own process, started from this binary) answering a static body or
-//! verifying the same EdDSA token with jsonwebtoken.
+//! and a bare axum server (its own process, started from this binary) answering a static
+//! body or verifying the same EdDSA token with jsonwebtoken.
 use crate::procs;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher as _, PasswordVerifier as _, Version};
@@ -139,23 +138,17 @@ pub fn argon2_rates(threads: usize, duration: Duration) -> anyhow::Result<Vec<Ar
             })
         },
     ));
-    out.push(argon2_reference(threads, duration, &salt)?);
+    out.push(argon2_reference(threads, duration, &salt));
     Ok(out)
 }
 
 /// `argon2-rust`'s hash in a reused arena on `threads` threads: the fastest implementation
 /// found. Measured with the other ceilings, and again next to the login phase (the host's
 /// speed drifts by a third between minutes).
-pub fn argon2_reference(threads: usize, duration: Duration, salt: &[u8]) -> anyhow::Result<ArgonRate> {
-    let params = argon2_rust::Params::builder()
-        .memory(argon2_rust::params::Memory::kib(MEMORY_KIB.into()))
-        .passes(ITERATIONS)
-        .lanes(PARALLELISM)
-        .build()
-        .map_err(|e| anyhow::anyhow!("argon2-rust parameters: {e:?}"))?;
-    let fast = argon2_rust::Argon2::new(argon2_rust::Algorithm::Argon2id, argon2_rust::Version::V0x13, params);
+pub fn argon2_reference(threads: usize, duration: Duration, salt: &[u8]) -> ArgonRate {
+    let fast = warden_auth::password::engine();
     let fill = argon2_rust::detected_backend();
-    Ok(measured(format!("argon2-rust Hasher::hash_into (reused arena, {fill:?} fill)"), threads, || {
+    measured(format!("argon2-rust Hasher::hash_into (reused arena, {fill:?} fill)"), threads, || {
         on_threads_with(
             threads,
             duration,
@@ -165,7 +158,7 @@ pub fn argon2_reference(threads: usize, duration: Duration, salt: &[u8]) -> anyh
                 hasher.hash_into(PASSWORD.as_bytes(), salt, &mut hash).expect("hash");
             },
         )
-    }))
+    })
 }
 
 /// The mean of two measurements of one rate (before and after a phase).

@@ -322,7 +322,7 @@ async fn run(plan: &Plan, client: tokio::runtime::Handle) -> anyhow::Result<Repo
 /// The fastest argon2 reference, measured now (see [`ceiling::argon2_reference`]).
 async fn argon2_reference(plan: &Plan) -> anyhow::Result<ceiling::ArgonRate> {
     let (threads, duration) = (plan.cores, plan.argon_duration.min(Duration::from_secs(3)));
-    tokio::task::spawn_blocking(move || ceiling::argon2_reference(threads, duration, b"warden-bench-salt")).await?
+    Ok(tokio::task::spawn_blocking(move || ceiling::argon2_reference(threads, duration, b"warden-bench-salt")).await?)
 }
 
 async fn run_mode(
