@@ -8,19 +8,20 @@ pub(crate) const MAX_RATE_LIMIT: u32 = 1_000_000;
 /// 100 years: far beyond any sensible key lifetime, well inside the time crate's range.
 pub(crate) const MAX_EXPIRES_IN: i64 = 100 * 366 * 86_400;
 
-/// The trimmed name, 1 to 100 characters, without control characters.
+/// The trimmed name: at most 100 characters as sent, not blank, without control characters.
 pub(crate) fn name(name: &str) -> Result<String, KeyError> {
-    // Control characters are refused anywhere, leading and trailing ones too (before
-    // trimming), so the rule is one the OpenAPI document can state as a pattern.
+    // Control characters and the length are checked before trimming, so both rules are ones
+    // the OpenAPI document can state (a pattern, a maxLength). Counting after trimming let
+    // schemathesis send 101 characters whose first was a no-break space, and have them
+    // accepted.
     if name.chars().any(char::is_control) {
         return Err(KeyError::Validation("name must not contain control characters".into()));
     }
-    let name = name.trim();
-    let chars = name.chars().count();
-    if chars == 0 || chars > MAX_NAME_CHARS {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         return Err(KeyError::Validation(format!("name must be 1 to {MAX_NAME_CHARS} characters")));
     }
-    Ok(name.to_owned())
+    Ok(trimmed.to_owned())
 }
 
 /// Scopes in SPEC permission syntax (`resource:action`, `*` segments, or `*`), deduplicated
@@ -110,6 +111,8 @@ mod tests {
         assert!(name(&"é".repeat(MAX_NAME_CHARS + 1)).is_err());
         assert!(name("a\nb").is_err());
         assert!(name("\tci").is_err(), "a control character is refused even where trimming would drop it");
+        let padded = format!("\u{a0}{}", "x".repeat(MAX_NAME_CHARS));
+        assert!(name(&padded).is_err(), "the length is the one sent, as the schema's maxLength says");
     }
 
     #[test]
