@@ -16,8 +16,14 @@ pub struct Services {
     pub rbac: SharedRbac,
 }
 
+/// Axum clones the state for every request, and the access middleware once more: one
+/// reference count to bump, where cloning the fields took six counts and the issuer's
+/// allocation (12 % of the CPU of a protected request, `perf`, session 8).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] holds, shared by every request.
+pub struct Shared {
     pub auth: SharedAuth,
     pub tokens: SharedTokens,
     pub keys: SharedKeys,
@@ -27,6 +33,14 @@ pub struct AppState {
     pub throttle: Arc<ClientThrottle>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 impl AppState {
     pub fn new(
         services: Services,
@@ -34,7 +48,7 @@ impl AppState {
         metrics: Option<PrometheusHandle>,
         throttle: Arc<ClientThrottle>,
     ) -> Self {
-        AppState {
+        AppState(Arc::new(Shared {
             auth: services.auth,
             tokens: services.tokens,
             keys: services.keys,
@@ -42,6 +56,6 @@ impl AppState {
             issuer,
             metrics,
             throttle,
-        }
+        }))
     }
 }
