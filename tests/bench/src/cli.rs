@@ -58,6 +58,11 @@ pub struct RunArgs {
     /// Connections for logins and the login flood.
     #[arg(long)]
     login_connections: Option<usize>,
+    /// Protected requests/s offered in the login-flood scenario [default: half the bearer
+    /// `/verify` peak measured in the same run]. A fixed rate makes runs comparable with each
+    /// other, and lets the flood run alone (`--only flood`).
+    #[arg(long)]
+    flood_rate: Option<f64>,
     /// Worker threads of the load generator's runtime.
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
@@ -131,6 +136,9 @@ struct Plan {
 
 impl Plan {
     fn new(args: RunArgs) -> anyhow::Result<Plan> {
+        if let Some(rate) = args.flood_rate {
+            anyhow::ensure!(rate.is_finite() && rate > 0.0, "--flood-rate must be a positive number of requests/s");
+        }
         let duration = if args.smoke { 0.8 } else { args.duration };
         let warmup = args.warmup.unwrap_or(if args.smoke { 0.2 } else { (duration / 5.0).min(2.0) });
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
@@ -360,9 +368,10 @@ async fn run_mode(
     }
     if plan.wanted(scenarios::FLOOD) {
         eprintln!("warden-bench: [{}] {}", short(fleet.mode), scenarios::FLOOD);
-        // Half the protected peak measured above, or a modest rate if it was not run.
+        // As asked, else half the protected peak measured above, else a modest rate.
         let peak = results.iter().find(|r| r.name == scenarios::BEARER_VERIFY).map(|r| r.saturation.rps);
-        let rate = peak.filter(|p| *p > 0.0).map(|p| p / 2.0).unwrap_or(if plan.args.smoke { 50.0 } else { 1000.0 });
+        let half_peak = peak.filter(|p| *p > 0.0).map(|p| p / 2.0);
+        let rate = plan.args.flood_rate.or(half_peak).unwrap_or(if plan.args.smoke { 50.0 } else { 1000.0 });
         results.push(runner.flood(rate, plan.concurrency.requests, plan.concurrency.logins).await?);
         fleet.check_alive()?;
     }
