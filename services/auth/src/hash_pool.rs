@@ -1,6 +1,6 @@
 //! Dedicated threads for password hashing, scheduled only when nothing else wants the CPU.
 //!
-//! Argon2 is pure CPU for 5-7 ms a call here (argon2-rust; 14-17 ms with RustCrypto's
+//! Argon2 is pure CPU for 5-9 ms a call here (argon2-rust; 14-21 ms with RustCrypto's
 //! crate). On tokio's blocking pool it competes as an equal with the runtime threads, so a
 //! login flood on 2 cores stretches every other request's latency. Here the hashing threads
 //! run under Linux's `SCHED_IDLE` policy: when nothing else wants the CPU (a login-only load)

@@ -15,5 +15,5 @@ pub use access::Access;
 pub use metrics::recorder as metrics_recorder;
 pub use openapi::DOCUMENT as OPENAPI_DOCUMENT;
 pub use routes::{router, table};
-pub use state::{AppState, Services};
+pub use state::{AppState, Services, Shared};
 pub use throttle::ClientThrottle;
