@@ -6,7 +6,18 @@ fn main() -> ExitCode {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     malloc_tunables::apply();
     let cli = warden::cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    match worker_threads() {
+        Ok(Some(n)) => {
+            builder.worker_threads(n);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("warden: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("warden: cannot start the async runtime: {e}");
@@ -20,6 +31,23 @@ fn main() -> ExitCode {
             eprintln!("warden: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `WARDEN_WORKER_THREADS`: how many threads run requests. Unset or `0`: one per CPU the
+/// process may use, a container's CPU limit included (what tokio picks by itself). It is read
+/// here, not with the rest of the configuration, because the runtime that loads the
+/// configuration is built from it. A process sharing its cores with busy neighbours (a split
+/// fleet on one small host) spends less CPU a request with fewer threads: fewer wake-ups
+/// and less work stealing between threads (BENCHMARKS.md, session 9).
+fn worker_threads() -> Result<Option<usize>, String> {
+    const NAME: &str = "WARDEN_WORKER_THREADS";
+    let Some(value) = std::env::var_os(NAME) else { return Ok(None) };
+    let value = value.to_str().ok_or_else(|| format!("{NAME} must be a whole number"))?;
+    match value.trim().parse::<usize>() {
+        Ok(0) => Ok(None),
+        Ok(n) if n <= 1024 => Ok(Some(n)),
+        _ => Err(format!("{NAME} must be a whole number from 0 (one per CPU) to 1024, not {value:?}")),
     }
 }
 

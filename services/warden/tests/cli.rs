@@ -26,6 +26,8 @@ fn bad_configuration_is_one_line_naming_the_setting() {
         ("WARDEN_REDIS_URL", "http://nope", "WARDEN_REDIS_URL"),
         ("WARDEN_MODE", "prod", "WARDEN_API_KEY_PEPPER"),
         ("WARDEN_TOKEN_ENDPOINTS", "::bad::", "WARDEN_TOKEN_ENDPOINTS"),
+        ("WARDEN_WORKER_THREADS", "many", "WARDEN_WORKER_THREADS"),
+        ("WARDEN_WORKER_THREADS", "-1", "WARDEN_WORKER_THREADS"),
     ];
     for (name, value, named) in cases {
         let out = warden(&["serve"], &[(name, value)]);
