@@ -3,11 +3,15 @@
 //! caller's W3C `traceparent`, and the request's time budget, which internal gRPC calls
 //! carry as their `grpc-timeout`.
 use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::PrometheusHandle;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::LazyLock;
+use std::task::{Context, Poll};
 use std::time::Instant;
+use tower::{Layer, Service};
 use tracing::Instrument;
 use warden_common::deadline;
 use warden_common::metrics::{Timed, TimedCache};
@@ -17,10 +21,55 @@ pub fn recorder() -> Option<PrometheusHandle> {
     warden_common::metrics::recorder()
 }
 
-pub(crate) async fn track(request: Request, next: Next) -> Response {
+/// [`Track`] around the whole router (hand-written for the reason given at
+/// [`crate::access::EnforceLayer`]).
+#[derive(Clone, Copy)]
+pub(crate) struct TrackLayer;
+
+impl<S> Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Track<S> {
+        Track { inner }
+    }
+}
+
+/// Counts and times every request under its route template, runs it in its span and
+/// within its time budget.
+#[derive(Clone)]
+pub(crate) struct Track<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Track<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The service that was polled ready serves this request; its clone waits for the next.
+        let ready = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, ready);
+        Box::pin(async move { Ok(track(request, inner).await) })
+    }
+}
+
+async fn track<S>(request: Request, mut inner: S) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
     let start = Instant::now();
-    let route =
-        request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    // The template is shared (`Arc<str>`): no copy per request.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = method_label(request.method());
     let span = if warden_common::telemetry::request_spans() {
         tracing::info_span!(
@@ -36,15 +85,18 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
     };
     warden_common::telemetry::set_parent(&span, request.headers());
     let budget = Some(start + deadline::REQUEST_BUDGET);
-    let response = within_budget(deadline::REQUEST_BUDGET, deadline::within(budget, next.run(request)))
-        .instrument(span.clone())
-        .await;
+    let served = async move {
+        let Ok(response) = inner.call(request).await;
+        response
+    };
+    let response =
+        within_budget(deadline::REQUEST_BUDGET, deadline::within(budget, served)).instrument(span.clone()).await;
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);
     static ROUTES: LazyLock<TimedCache<(&'static str, u16)>> = LazyLock::new(TimedCache::default);
     // Route labels are the router's templates (or "unmatched"): a bounded set.
-    ROUTES.record((method, status), &route, start.elapsed(), || {
-        let labels = [("method", method.to_owned()), ("route", route.clone()), ("status", status.to_string())];
+    ROUTES.record((method, status), route, start.elapsed(), || {
+        let labels = [("method", method.to_owned()), ("route", route.to_owned()), ("status", status.to_string())];
         Timed::register("warden_http_requests_total", "warden_http_request_duration_seconds", &labels)
     });
     response

@@ -1,13 +1,12 @@
 //! The route table: every REST route with the access it needs, in one place. The router is
 //! built from this table only, so a route cannot exist without a declared access.
-use crate::access::{Access, enforce};
+use crate::access::{Access, EnforceLayer};
 use crate::handlers::{admin, docs, identity, keys, mfa, ops, session};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
-use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use warden_common::{Error, ErrorCode};
 
@@ -84,14 +83,14 @@ pub fn table() -> Vec<Route> {
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for r in table() {
-        let guarded = r.handler.route_layer(from_fn_with_state((state.clone(), r.access), enforce));
+        let guarded = r.handler.route_layer(EnforceLayer::new(state.clone(), r.access));
         router = router.route(r.path, guarded);
     }
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(crate::metrics::track))
+        .layer(crate::metrics::TrackLayer)
         .with_state(state)
 }
 
