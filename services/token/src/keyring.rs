@@ -7,7 +7,6 @@ use crate::keyset::KeySet;
 use crate::signing_key::{KeyPair, jwk};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::EncodingKey;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
     TransactionTrait,
@@ -22,7 +21,7 @@ use warden_common::{Error, Result};
 pub(crate) struct KeyRing {
     pub(crate) current_kid: String,
     pub(crate) current_created_at: OffsetDateTime,
-    pub(crate) signer: EncodingKey,
+    pub(crate) signer: ed25519_dalek::SigningKey,
     pub(crate) verifiers: Arc<KeySet>,
     pub(crate) jwks: Vec<Jwk>,
 }
@@ -68,7 +67,7 @@ impl KeyStore {
         Ok(KeyRing {
             current_kid: pair.kid.clone(),
             current_created_at: current.created_at,
-            signer: pair.encoding_key(),
+            signer: pair.signing_key(),
             verifiers: Arc::new(verifiers),
             jwks,
         })

@@ -2,9 +2,12 @@
 use crate::api::Jwk;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use jsonwebtoken::DecodingKey;
+#[cfg(test)]
+use jsonwebtoken::EncodingKey;
 use warden_common::secret::random_bytes;
 
+#[cfg(test)]
 /// PKCS#8 v1 prefix for an Ed25519 private key (RFC 8410): SEQUENCE, version 0,
 /// AlgorithmIdentifier id-Ed25519, OCTET STRING wrapping the 32-byte seed.
 const PKCS8_ED25519_PREFIX: [u8; 16] =
@@ -41,6 +44,14 @@ impl KeyPair {
         &self.seed
     }
 
+    /// The key that signs, built once per key load: building it derives the public key (a
+    /// scalar multiplication), which jsonwebtoken's `encode` repeats for every token.
+    pub(crate) fn signing_key(&self) -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&self.seed)
+    }
+
+    /// jsonwebtoken's form of the private key; [`crate::jwt::sign`] is checked against it.
+    #[cfg(test)]
     pub(crate) fn encoding_key(&self) -> EncodingKey {
         let mut der = Vec::with_capacity(48);
         der.extend_from_slice(&PKCS8_ED25519_PREFIX);
