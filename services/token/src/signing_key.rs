@@ -1,4 +1,5 @@
-//! Ed25519 signing keys: generation, encodings for jsonwebtoken, and the public JWK.
+//! Ed25519 signing keys: generation, the key that signs, the key jsonwebtoken verifies with, and
+//! the public JWK.
 use crate::api::Jwk;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -7,9 +8,9 @@ use jsonwebtoken::DecodingKey;
 use jsonwebtoken::EncodingKey;
 use warden_common::secret::random_bytes;
 
-#[cfg(test)]
 /// PKCS#8 v1 prefix for an Ed25519 private key (RFC 8410): SEQUENCE, version 0,
 /// AlgorithmIdentifier id-Ed25519, OCTET STRING wrapping the 32-byte seed.
+#[cfg(test)]
 const PKCS8_ED25519_PREFIX: [u8; 16] =
     [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
 

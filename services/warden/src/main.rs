@@ -7,15 +7,8 @@ fn main() -> ExitCode {
     malloc_tunables::apply();
     let cli = warden::cli::Cli::parse();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    match worker_threads() {
-        Ok(Some(n)) => {
-            builder.worker_threads(n);
-        }
-        Ok(None) => {}
-        Err(e) => {
-            eprintln!("warden: {e}");
-            return ExitCode::FAILURE;
-        }
+    if let Some(n) = worker_threads() {
+        builder.worker_threads(n);
     }
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
@@ -34,21 +27,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// `WARDEN_WORKER_THREADS`: how many threads run requests. Unset or `0`: one per CPU the
-/// process may use, a container's CPU limit included (what tokio picks by itself). It is read
-/// here, not with the rest of the configuration, because the runtime that loads the
-/// configuration is built from it. A process sharing its cores with busy neighbours (a split
-/// fleet on one small host) spends less CPU a request with fewer threads: fewer wake-ups
-/// and less work stealing between threads (BENCHMARKS.md, session 9).
-fn worker_threads() -> Result<Option<usize>, String> {
-    const NAME: &str = "WARDEN_WORKER_THREADS";
-    let Some(value) = std::env::var_os(NAME) else { return Ok(None) };
-    let value = value.to_str().ok_or_else(|| format!("{NAME} must be a whole number"))?;
-    match value.trim().parse::<usize>() {
-        Ok(0) => Ok(None),
-        Ok(n) if n <= 1024 => Ok(Some(n)),
-        _ => Err(format!("{NAME} must be a whole number from 0 (one per CPU) to 1024, not {value:?}")),
-    }
+/// `WARDEN_WORKER_THREADS`, the threads that serve requests; `None` leaves tokio's own
+/// choice, one per CPU the process may use (a container's CPU limit included). The runtime that
+/// loads the configuration for [`warden::cli::run`] is built from this setting, so it is read
+/// once before; a configuration that does not load is reported by `run`, in one line naming the
+/// setting, and meanwhile the default stands. A process sharing its cores with busy neighbours
+/// (a split fleet on one small host) spends less CPU a request with fewer threads: fewer
+/// wake-ups and less work stealing between them (BENCHMARKS.md, session 9).
+fn worker_threads() -> Option<usize> {
+    let threads = warden_common::Config::load().ok()?.worker_threads;
+    usize::try_from(threads).ok().filter(|n| *n > 0)
 }
 
 /// glibc's malloc adapts its mmap threshold: once a freed 19 MiB argon2 block has been

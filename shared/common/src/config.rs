@@ -80,6 +80,9 @@ pub struct Config {
     pub tls_reload_interval: std::time::Duration,
     /// Concurrent password hashes; 0 means one per CPU core.
     pub hash_concurrency: i64,
+    /// Threads that serve requests; 0 means one per CPU the process may use (a container's
+    /// CPU limit included). Read before the async runtime is built (`warden`'s `main`).
+    pub worker_threads: i64,
     pub log_format: LogFormat,
     /// Run database migrations at start (takes a lock on PostgreSQL).
     pub auto_migrate: bool,
@@ -123,6 +126,7 @@ impl Default for Config {
             tls_ca: None,
             tls_reload_interval: default_tls_reload_interval(),
             hash_concurrency: 0,
+            worker_threads: 0,
             log_format: LogFormat::Text,
             auto_migrate: true,
         }
@@ -198,6 +202,9 @@ impl Config {
         if self.client_rate_limit < 0 || self.hash_concurrency < 0 {
             let name = if self.client_rate_limit < 0 { "WARDEN_CLIENT_RATE_LIMIT" } else { "WARDEN_HASH_CONCURRENCY" };
             return Err(bad(name, "must not be negative"));
+        }
+        if !(0..=1024).contains(&self.worker_threads) {
+            return Err(bad("WARDEN_WORKER_THREADS", "must be between 0 (one per CPU) and 1024"));
         }
         self.http_socket_addr()?;
         self.grpc_socket_addr()?;
