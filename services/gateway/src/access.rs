@@ -2,6 +2,7 @@
 //! (`routes.rs`); the middleware here authenticates the caller, decides the permission
 //! through RbacService, and hands the handler a [`Caller`]. A route without a declared
 //! access does not exist, so nothing is open by accident.
+use crate::around::Around;
 use crate::extract::credential;
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -10,9 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, header::HeaderName};
 use axum::response::Response;
 use std::convert::Infallible;
 use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use tower::{Layer, Service};
+use tower::Service;
 use warden_auth::{Credential, Principal};
 use warden_common::{Error, ErrorCode};
 
@@ -63,60 +62,29 @@ pub(crate) async fn require(state: &AppState, caller: &Caller, permission: &str)
     }
 }
 
-/// The access rule of one route, as a layer: [`Enforce`] around the route's handler.
-///
-/// Hand-written rather than `axum::middleware::from_fn_with_state`: that boxes a clone of
-/// the inner service for every request as well as the future, and moves the larger future
-/// through more layers; with the metrics middleware, malloc, free and memmove under those
-/// two layers took ~10 % of a protected request's CPU (perf, BENCHMARKS.md session 9).
+/// The access rule of one route, around its handler: authenticates the caller and checks
+/// the route's permission first; a refusal is answered here and the handler never sees the
+/// request.
 #[derive(Clone)]
-pub(crate) struct EnforceLayer {
+pub(crate) struct Enforce {
     state: AppState,
     access: Access,
 }
 
-impl EnforceLayer {
+impl Enforce {
     pub(crate) fn new(state: AppState, access: Access) -> Self {
-        EnforceLayer { state, access }
+        Enforce { state, access }
     }
 }
 
-impl<S> Layer<S> for EnforceLayer {
-    type Service = Enforce<S>;
-
-    fn layer(&self, inner: S) -> Enforce<S> {
-        Enforce { inner, state: self.state.clone(), access: self.access }
-    }
-}
-
-/// Authenticates the caller and checks the route's permission before the handler runs;
-/// a refusal is answered here and the handler never sees the request.
-#[derive(Clone)]
-pub(crate) struct Enforce<S> {
-    inner: S,
-    state: AppState,
-    access: Access,
-}
-
-impl<S> Service<Request> for Enforce<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        // The service that was polled ready serves this request; its clone waits for the next.
-        let ready = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, ready);
+impl Around for Enforce {
+    fn around<S>(&self, request: Request, inner: S) -> impl Future<Output = Response> + Send + 'static
+    where
+        S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+        S::Future: Send + 'static,
+    {
         let (state, access) = (self.state.clone(), self.access);
-        Box::pin(async move { Ok(enforce(&state, access, request, inner).await) })
+        async move { enforce(&state, access, request, inner).await }
     }
 }
 

@@ -1,6 +1,7 @@
 //! warden-gateway: the public REST API under `/api/v1`, translated into calls on the
 //! auth, token, key and RBAC services (in-process or over gRPC).
 mod access;
+mod around;
 mod escalation;
 mod extract;
 mod handlers;

@@ -2,16 +2,15 @@
 //! process-wide one of `warden_common::metrics`), an `http.server` span that continues the
 //! caller's W3C `traceparent`, and the request's time budget, which internal gRPC calls
 //! carry as their `grpc-timeout`.
+use crate::around::Around;
 use axum::extract::{MatchedPath, Request};
 use axum::response::Response;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::convert::Infallible;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::LazyLock;
-use std::task::{Context, Poll};
 use std::time::Instant;
-use tower::{Layer, Service};
+use tower::Service;
 use tracing::Instrument;
 use warden_common::deadline;
 use warden_common::metrics::{Timed, TimedCache};
@@ -21,44 +20,18 @@ pub fn recorder() -> Option<PrometheusHandle> {
     warden_common::metrics::recorder()
 }
 
-/// [`Track`] around the whole router (hand-written for the reason given at
-/// [`crate::access::EnforceLayer`]).
+/// Around the whole router: counts and times every request under its route template, runs
+/// it in its span and within its time budget.
 #[derive(Clone, Copy)]
-pub(crate) struct TrackLayer;
+pub(crate) struct Track;
 
-impl<S> Layer<S> for TrackLayer {
-    type Service = Track<S>;
-
-    fn layer(&self, inner: S) -> Track<S> {
-        Track { inner }
-    }
-}
-
-/// Counts and times every request under its route template, runs it in its span and
-/// within its time budget.
-#[derive(Clone)]
-pub(crate) struct Track<S> {
-    inner: S,
-}
-
-impl<S> Service<Request> for Track<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        // The service that was polled ready serves this request; its clone waits for the next.
-        let ready = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, ready);
-        Box::pin(async move { Ok(track(request, inner).await) })
+impl Around for Track {
+    fn around<S>(&self, request: Request, inner: S) -> impl Future<Output = Response> + Send + 'static
+    where
+        S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+        S::Future: Send + 'static,
+    {
+        track(request, inner)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The route table: every REST route with the access it needs, in one place. The router is
 //! built from this table only, so a route cannot exist without a declared access.
-use crate::access::{Access, EnforceLayer};
+use crate::access::{Access, Enforce};
+use crate::around::AroundLayer;
 use crate::handlers::{admin, docs, identity, keys, mfa, ops, session};
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -83,14 +84,14 @@ pub fn table() -> Vec<Route> {
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for r in table() {
-        let guarded = r.handler.route_layer(EnforceLayer::new(state.clone(), r.access));
+        let guarded = r.handler.route_layer(AroundLayer(Enforce::new(state.clone(), r.access)));
         router = router.route(r.path, guarded);
     }
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(crate::metrics::TrackLayer)
+        .layer(AroundLayer(crate::metrics::Track))
         .with_state(state)
 }
 

@@ -46,8 +46,8 @@ pub enum AdminTask {
     RotateKeys,
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::load()?;
+/// Runs the command with the configuration `main` loaded (it sizes the runtime from it).
+pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { service } => serve(config, service).await,
         Command::Migrate => {

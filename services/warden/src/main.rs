@@ -6,8 +6,20 @@ fn main() -> ExitCode {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     malloc_tunables::apply();
     let cli = warden::cli::Cli::parse();
+    let config = match warden_common::Config::load() {
+        Ok(config) => config,
+        Err(e) => {
+            // One line naming the setting, never a panic trace.
+            eprintln!("warden: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = worker_threads() {
+    // `WARDEN_WORKER_THREADS`: 0 leaves tokio's own choice, one thread per CPU the process may
+    // use (a container's CPU limit included). A process sharing its cores with busy
+    // neighbours (a split fleet on one small host) spends less CPU a request with fewer
+    // threads: fewer wake-ups and less work stealing (BENCHMARKS.md, session 9).
+    if let Some(n) = usize::try_from(config.worker_threads).ok().filter(|n| *n > 0) {
         builder.worker_threads(n);
     }
     let runtime = match builder.enable_all().build() {
@@ -17,7 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(warden::cli::run(cli)) {
+    match runtime.block_on(warden::cli::run(cli, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line naming the problem, never a panic trace.
@@ -25,18 +37,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `WARDEN_WORKER_THREADS`, the threads that serve requests; `None` leaves tokio's own
-/// choice, one per CPU the process may use (a container's CPU limit included). The runtime that
-/// loads the configuration for [`warden::cli::run`] is built from this setting, so it is read
-/// once before; a configuration that does not load is reported by `run`, in one line naming the
-/// setting, and meanwhile the default stands. A process sharing its cores with busy neighbours
-/// (a split fleet on one small host) spends less CPU a request with fewer threads: fewer
-/// wake-ups and less work stealing between them (BENCHMARKS.md, session 9).
-fn worker_threads() -> Option<usize> {
-    let threads = warden_common::Config::load().ok()?.worker_threads;
-    usize::try_from(threads).ok().filter(|n| *n > 0)
 }
 
 /// glibc's malloc adapts its mmap threshold: once a freed 19 MiB argon2 block has been
