@@ -5,7 +5,10 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use serde::de::DeserializeOwned;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use std::marker::PhantomData;
 use warden_auth::Credential;
 use warden_common::secret::Secret;
 use warden_common::{Error, ErrorCode};
@@ -49,16 +52,41 @@ fn malformed() -> ApiError {
 }
 
 /// `axum::Json` with problem+json rejections: 400 for bad JSON, 413 too large, 415 wrong type.
+/// Every request body is a JSON object (the OpenAPI document says so), and anything else is
+/// a 400: serde would otherwise fill a struct from an array, field by field in order.
 pub(crate) struct Json<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
+        match axum::Json::<Object<T>>::from_request(req, state).await {
+            Ok(axum::Json(Object(value))) => Ok(Json(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
+    }
+}
+
+/// `T`, read only from a JSON object.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OnlyMaps<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OnlyMaps<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer.deserialize_map(OnlyMaps(PhantomData)).map(Object)
     }
 }
 
@@ -135,4 +163,38 @@ where
         number.as_i64().or_else(|| number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= 9.0e15).map(|f| f as i64));
     let value = whole.ok_or_else(|| D::Error::custom(format!("invalid number {number}, expected an integer")))?;
     T::try_from(value).map(Some).map_err(|_| D::Error::custom(format!("{value} is out of range")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::response::IntoResponse;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Login {
+        username: String,
+        password: String,
+    }
+
+    async fn read(body: &str) -> Result<Login, ApiError> {
+        let request = Request::builder()
+            .method("POST")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_owned()))
+            .expect("request");
+        Json::<Login>::from_request(request, &()).await.map(|Json(login)| login)
+    }
+
+    #[tokio::test]
+    async fn only_a_json_object_is_a_body() {
+        let login = read(r#"{"username":"ada","password":"secret"}"#).await.expect("an object reads");
+        assert_eq!((login.username.as_str(), login.password.as_str()), ("ada", "secret"));
+        for body in [r#"["ada","secret"]"#, r#""ada""#, "42", "null"] {
+            let refused = read(body).await.expect_err(body);
+            assert_eq!(refused.into_response().status(), StatusCode::BAD_REQUEST, "{body}");
+        }
+        let missing = read(r#"{"username":"ada"}"#).await.expect_err("a missing field");
+        assert_eq!(missing.into_response().status(), StatusCode::BAD_REQUEST);
+    }
 }
