@@ -9,6 +9,7 @@ use crate::totp;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 use uuid::Uuid;
+use warden_common::db::unique;
 use warden_common::secret::{Secret, random_bytes, random_token, sha256_hex};
 use warden_common::{Error, ErrorCode, Result};
 
@@ -32,7 +33,7 @@ fn normalize_recovery(code: &str) -> String {
 
 impl AuthService {
     async fn totp_row(&self, user_id: Uuid) -> Result<Option<mfa_totp::Model>> {
-        Ok(mfa_totp::Entity::find_by_id(user_id).one(&self.db).await?)
+        Ok(unique(mfa_totp::Entity::find_by_id(user_id), &self.db).await?)
     }
 
     pub(crate) async fn mfa_enabled(&self, user_id: Uuid) -> Result<bool> {

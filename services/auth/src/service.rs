@@ -10,6 +10,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use warden_common::clock::SharedClock;
+use warden_common::db::unique;
 use warden_common::sealing::Sealer;
 use warden_common::secret::{Secret, sha256_hex};
 use warden_common::{Config, Error, ErrorCode, Result};
@@ -105,7 +106,7 @@ impl AuthService {
     }
 
     pub(crate) async fn find_user(&self, id: Uuid) -> Result<Option<user::Model>> {
-        Ok(user::Entity::find_by_id(id).one(&self.db).await?)
+        Ok(unique(user::Entity::find_by_id(id), &self.db).await?)
     }
 
     /// The user behind a request: cached for at most a second (see `cache.rs`). Disabling a
@@ -128,12 +129,14 @@ impl AuthService {
 
     /// The user of that name and whether a confirmed second factor guards them, in one query.
     pub(crate) async fn find_login_user(&self, username: &str) -> Result<Option<(user::Model, bool)>> {
+        // `all()`, not `one()`: the name is unique, and `one()`'s `LIMIT ?` costs SQLite a
+        // fresh parse and plan per call (see `warden_common::db::unique`).
         let found = user::Entity::find()
             .filter(user::Column::UsernameKey.eq(username_key(username)))
             .find_also_related(mfa_totp::Entity)
-            .one(&self.db)
+            .all(&self.db)
             .await?;
-        Ok(found.map(|(user, totp)| (user, totp.is_some_and(|t| t.confirmed))))
+        Ok(found.into_iter().next().map(|(user, totp)| (user, totp.is_some_and(|t| t.confirmed))))
     }
 
     /// Creates a session and its first token pair.

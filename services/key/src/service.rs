@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use uuid::Uuid;
 use warden_common::clock::SharedClock;
+use warden_common::db::unique;
 use warden_common::secret::Secret;
 use warden_common::{Error, Result};
 
@@ -80,7 +81,7 @@ impl KeyService {
             return Ok(Some(hit));
         }
         let epoch = self.cache.epoch();
-        let Some(row) = entity::Entity::find_by_id(id).one(&self.db).await? else {
+        let Some(row) = unique(entity::Entity::find_by_id(id), &self.db).await? else {
             return Ok(None);
         };
         let entry =
@@ -201,7 +202,7 @@ impl KeyApi for KeyService {
     }
 
     async fn revoke_api_key(&self, id: Uuid, owner: Option<Uuid>) -> Result<()> {
-        let row = entity::Entity::find_by_id(id).one(&self.db).await?;
+        let row = unique(entity::Entity::find_by_id(id), &self.db).await?;
         // Someone else's key looks exactly like a missing one.
         let Some(row) = row.filter(|row| owner.is_none_or(|owner| owner == row.owner_id)) else {
             return Err(KeyError::NotFound.into());

@@ -1,6 +1,8 @@
 //! Database connections and migrations, the same for SQLite and PostgreSQL.
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait, Select, Statement,
+};
 use sea_orm_migration::MigratorTrait;
 use std::time::Duration;
 
@@ -45,6 +47,17 @@ pub async fn connect_with(url: &str, max_connections: u32) -> anyhow::Result<Dat
         options.max_connections(max_connections.max(1)).min_connections(1);
     }
     Ok(Database::connect(options).await?)
+}
+
+/// The row a unique key picks (a primary key or a unique column), or none.
+///
+/// Use this instead of sea-orm's `one()` on hot paths: `one()` appends `LIMIT ?` with the 1
+/// as a bound parameter, and SQLite (3.51, bundled) lets a bound LIMIT steer the query plan,
+/// so it marks such a statement stale whenever that parameter is bound again, which is at
+/// every execution: each `one()` was parsed and planned anew (a third of the SQLite
+/// thread's time in a login, BENCHMARKS.md session 10). A unique key needs no LIMIT.
+pub async fn unique<E: EntityTrait>(select: Select<E>, db: &impl ConnectionTrait) -> Result<Option<E::Model>, DbErr> {
+    Ok(select.all(db).await?.into_iter().next())
 }
 
 /// Checks that the database answers (readiness).

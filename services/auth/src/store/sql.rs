@@ -8,6 +8,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, Enti
 use std::time::Duration;
 use uuid::Uuid;
 use warden_common::Result;
+use warden_common::db::unique;
 use warden_common::secret::sha256_hex;
 
 /// In the embedded process this store is the only writer of its sessions, so a cache of
@@ -86,7 +87,7 @@ impl SessionStore for SqlStore {
         let row = match self.sessions.get(&id) {
             Some(cached) => cached,
             None => {
-                let row = session::Entity::find_by_id(id).one(&self.db).await?.map(record);
+                let row = unique(session::Entity::find_by_id(id), &self.db).await?.map(record);
                 self.sessions.insert_if_absent(id, row.clone());
                 row
             }
@@ -129,7 +130,7 @@ impl SessionStore for SqlStore {
         }
         self.sessions.remove(&id);
         // Lost the race, or the token is stale or expired: read what the session is now.
-        let row = session::Entity::find_by_id(id).one(&self.db).await?.map(record);
+        let row = unique(session::Entity::find_by_id(id), &self.db).await?.map(record);
         Ok(match row.filter(|s| s.user_id == user_id) {
             None => Rotation::Missing,
             Some(s) if !s.is_live(now) => {
@@ -181,7 +182,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn failure_state(&self, key: &str, now: i64) -> Result<FailureState> {
-        let row = login_failure::Entity::find_by_id(sha256_hex(key)).one(&self.db).await?;
+        let row = unique(login_failure::Entity::find_by_id(sha256_hex(key)), &self.db).await?;
         Ok(match row {
             Some(r) if r.expires_at > now => FailureState {
                 failures: r.failures,
@@ -248,7 +249,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn get_mfa_challenge(&self, token_hash: &str, now: i64) -> Result<Option<Uuid>> {
-        let row = mfa_challenge::Entity::find_by_id(token_hash.to_owned()).one(&self.db).await?;
+        let row = unique(mfa_challenge::Entity::find_by_id(token_hash.to_owned()), &self.db).await?;
         Ok(row.filter(|r| r.expires_at > now).map(|r| r.user_id))
     }
 
