@@ -5,7 +5,7 @@ use crate::process_args::{Defaults, ProcessArgs};
 use crate::report::{ModeReport, Report};
 use crate::scenarios::{self, Concurrency, Phase, Runner, ScenarioResult};
 use crate::seed::Population;
-use crate::{ceiling, fixtures, procs, redis_mem};
+use crate::{ceiling, fixtures, procs, redis_mem, relay};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -29,6 +29,12 @@ pub enum Sub {
     /// The bare axum ceiling server (started by the bench itself).
     #[command(hide = true)]
     CeilingServer(ceiling::ServerArgs),
+    /// A gRPC server answering health checks only (the relay ceiling's backend).
+    #[command(hide = true)]
+    CeilingBackend(relay::BackendArgs),
+    /// The bare relay: two gRPC calls per HTTP request (the split-mode ceiling).
+    #[command(hide = true)]
+    CeilingRelay(relay::RelayArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -104,6 +110,8 @@ pub struct RunArgs {
 pub fn run_cli(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Some(Sub::CeilingServer(args)) => ceiling::serve(args).map(|()| true),
+        Some(Sub::CeilingBackend(args)) => relay::serve_backend(args).map(|()| true),
+        Some(Sub::CeilingRelay(args)) => relay::serve_relay(args).map(|()| true),
         None => bench(cli.run),
     };
     match result {
@@ -448,7 +456,24 @@ async fn ceilings(
         }
     }
     ceiling.stop().await;
+    out.push(relay_ceiling(plan, client, fx).await?);
     Ok(out)
+}
+
+/// The split shape with no work (see `relay.rs`), at saturation and at half its peak.
+async fn relay_ceiling(
+    plan: &Plan,
+    client: &tokio::runtime::Handle,
+    fx: &fixtures::Fixture,
+) -> anyhow::Result<ScenarioResult> {
+    let spec = scenarios::relay_spec(plan.concurrency);
+    eprintln!("warden-bench: [ceiling] {}", spec.name);
+    let fleet = relay::RelayFleet::start().await?;
+    let fx = fixtures::Fixture { ceiling_http: Some(fleet.addr), ..fx.clone() };
+    let runner = Runner::new(client.clone(), fleet.pids(), plan.warmup, plan.duration, fx);
+    let result = runner.scenario(spec).await;
+    fleet.stop().await;
+    result
 }
 
 /// The floor under Warden's latency at a fixed rate: the bare static handler offered the

@@ -13,6 +13,7 @@ pub mod load;
 pub mod process_args;
 pub mod procs;
 pub mod redis_mem;
+pub mod relay;
 pub mod report;
 pub mod scenarios;
 pub mod seed;

@@ -91,7 +91,14 @@ impl Report {
             sc::LOGIN => of(self.login_reference(mode)).map(|r| format!("{r} of argon2")),
             sc::GRPC_CHECK | sc::GRPC_AUTHORIZE | sc::FLOOD => None,
             _ => match (of(self.ceiling(sc::CEILING_JWT)), of(self.ceiling(sc::CEILING_STATIC))) {
-                (Some(j), Some(s)) => Some(format!("{j} of jwt, {s} of static")),
+                (Some(j), Some(s)) => {
+                    // Split requests cross processes: the bare relay bounds them too.
+                    let relay = of(self.ceiling(sc::CEILING_RELAY)).filter(|_| mode == Mode::Split);
+                    Some(match relay {
+                        Some(r) => format!("{j} of jwt, {s} of static, {r} of relay"),
+                        None => format!("{j} of jwt, {s} of static"),
+                    })
+                }
                 _ => None,
             },
         }

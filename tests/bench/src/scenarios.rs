@@ -45,6 +45,7 @@ pub const MIXED: &str = "mixed";
 pub const FLOOD: &str = "bearer /verify during a login flood";
 pub const CEILING_STATIC: &str = "bare axum, static body";
 pub const CEILING_JWT: &str = "bare axum, EdDSA verify (jsonwebtoken)";
+pub const CEILING_RELAY: &str = "bare relay: axum, then two gRPC health checks in two processes (1 thread each)";
 
 /// Every Warden scenario but the flood, in the order they run.
 pub fn specs(c: Concurrency) -> Vec<Spec> {
@@ -67,6 +68,11 @@ pub fn ceiling_specs(c: Concurrency) -> Vec<Spec> {
         Spec { name: CEILING_STATIC, load: Load::Rest(RestKind::CeilingStatic), connections: c.requests },
         Spec { name: CEILING_JWT, load: Load::Rest(RestKind::CeilingJwt), connections: c.requests },
     ]
+}
+
+/// The split-mode ceiling (`relay.rs`): three processes of its own.
+pub fn relay_spec(c: Concurrency) -> Spec {
+    Spec { name: CEILING_RELAY, load: Load::Rest(RestKind::CeilingRelay), connections: c.requests }
 }
 
 /// One measured phase.

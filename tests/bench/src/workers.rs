@@ -26,6 +26,8 @@ pub enum RestKind {
     CeilingStatic,
     /// EdDSA verification in the bare axum ceiling server.
     CeilingJwt,
+    /// Two gRPC calls behind the bare relay (`relay.rs`).
+    CeilingRelay,
     Mixed,
 }
 
@@ -47,6 +49,7 @@ pub struct Templates {
     key_verify: Req,
     ceiling_static: Req,
     ceiling_jwt: Req,
+    ceiling_relay: Req,
 }
 
 impl Templates {
@@ -63,6 +66,7 @@ impl Templates {
             key_verify: Req::get(verify).header("x-api-key", &fx.api_key),
             ceiling_static: Req::get("/static"),
             ceiling_jwt: Req::get("/verify").bearer(&fx.access_token),
+            ceiling_relay: Req::get("/relay"),
         }
     }
 }
@@ -85,7 +89,9 @@ pub struct Rest {
 impl Rest {
     pub async fn new(fx: &Fixture, kind: RestKind, templates: Arc<Templates>, index: usize) -> anyhow::Result<Rest> {
         let addr = match kind {
-            RestKind::CeilingStatic | RestKind::CeilingJwt => fx.ceiling_http.expect("ceiling server running"),
+            RestKind::CeilingStatic | RestKind::CeilingJwt | RestKind::CeilingRelay => {
+                fx.ceiling_http.expect("ceiling server running")
+            }
             _ => fx.http,
         };
         let conn = Conn::open(addr).await?;
@@ -128,6 +134,7 @@ impl Rest {
             RestKind::KeyVerify => &t.key_verify,
             RestKind::CeilingStatic => &t.ceiling_static,
             RestKind::CeilingJwt => &t.ceiling_jwt,
+            RestKind::CeilingRelay => &t.ceiling_relay,
             RestKind::Refresh | RestKind::Mixed => unreachable!("not a fixed request"),
         };
         let (status, body) = self.conn.send(req).await.map_err(|e| e.to_string())?;

@@ -1,0 +1,126 @@
+//! A ceiling for split mode: the split shape with no work in it. A bare axum server answers
+//! each `GET /relay` after two unary gRPC calls, one after the other, to two other processes
+//! that answer `grpc.health.v1.Health/Check` and nothing else. Each of the three runs one
+//! runtime thread, as the split fleet's gateway, RBAC and (nearly) auth do. A split bearer
+//! request makes these trips (gateway → auth, gateway → RBAC) plus auth's session read in
+//! Redis, and does its work on top: whatever this ceiling reaches on these cores, Warden's
+//! split mode cannot pass.
+use crate::procs;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+/// Arguments of the `ceiling-backend` subcommand.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BackendArgs {
+    #[arg(long)]
+    pub addr: SocketAddr,
+}
+
+/// Arguments of the `ceiling-relay` subcommand.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RelayArgs {
+    #[arg(long)]
+    pub addr: SocketAddr,
+    /// The backends each request calls, in this order.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub to: Vec<SocketAddr>,
+}
+
+/// One runtime thread, as `WARDEN_WORKER_THREADS=1` gives a split Warden process.
+fn one_thread() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()
+}
+
+/// A gRPC server that answers health checks only.
+pub fn serve_backend(args: BackendArgs) -> anyhow::Result<()> {
+    one_thread()?.block_on(async move {
+        let (_reporter, health) = tonic_health::server::health_reporter();
+        tonic::transport::Server::builder().add_service(health).serve(args.addr).await?;
+        Ok(())
+    })
+}
+
+/// The bare relay: every request waits for each backend's answer in turn.
+pub fn serve_relay(args: RelayArgs) -> anyhow::Result<()> {
+    one_thread()?.block_on(async move {
+        // As Warden reaches its peers: a lazily connecting channel each, no Nagle delay.
+        let backends = args
+            .to
+            .iter()
+            .map(|a| {
+                Ok(HealthClient::new(Endpoint::from_shared(format!("http://{a}"))?.tcp_nodelay(true).connect_lazy()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let backends = Arc::new(backends);
+        let app = Router::new().route("/relay", get(move || relay(backends.clone())));
+        let listener = tokio::net::TcpListener::bind(args.addr).await?;
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
+
+async fn relay(backends: Arc<Vec<HealthClient<Channel>>>) -> Result<&'static str, StatusCode> {
+    for backend in backends.iter() {
+        let request = HealthCheckRequest { service: String::new() };
+        backend.clone().check(request).await.map_err(|_| StatusCode::BAD_GATEWAY)?;
+    }
+    Ok("ok")
+}
+
+/// The relay and its two backends, started from this binary.
+pub struct RelayFleet {
+    procs: Vec<procs::Proc>,
+    pub addr: SocketAddr,
+}
+
+impl RelayFleet {
+    pub async fn start() -> anyhow::Result<RelayFleet> {
+        let exe = std::env::current_exe()?;
+        let dir = std::env::temp_dir();
+        let within = Duration::from_secs(10);
+        let mut procs = Vec::new();
+        let mut backends = Vec::new();
+        for name in ["bare-backend-1", "bare-backend-2"] {
+            let addr: SocketAddr = ([127, 0, 0, 1], procs::free_port()?).into();
+            let args = ["ceiling-backend", "--addr", &addr.to_string()];
+            procs.push(procs::Proc::spawn(name, &exe, &args, &Default::default(), &dir)?);
+            backends.push(addr);
+        }
+        let addr: SocketAddr = ([127, 0, 0, 1], procs::free_port()?).into();
+        let to = backends.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+        let args = ["ceiling-relay", "--addr", &addr.to_string(), "--to", &to];
+        procs.push(procs::Proc::spawn("bare-relay", &exe, &args, &Default::default(), &dir)?);
+        let mut fleet = RelayFleet { procs, addr };
+        let listening = fleet.wait_listening(&backends, within).await;
+        if let Err(e) = listening {
+            fleet.stop().await;
+            return Err(e);
+        }
+        Ok(fleet)
+    }
+
+    async fn wait_listening(&mut self, backends: &[SocketAddr], within: Duration) -> anyhow::Result<()> {
+        let addrs = backends.iter().copied().chain([self.addr]);
+        for (proc, addr) in self.procs.iter_mut().zip(addrs) {
+            procs::wait_listening(proc, addr, within).await?;
+        }
+        Ok(())
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        self.procs.iter().map(|p| p.pid).collect()
+    }
+
+    pub async fn stop(self) {
+        for p in self.procs {
+            p.stop().await;
+        }
+    }
+}
