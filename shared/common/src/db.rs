@@ -119,4 +119,36 @@ mod tests {
         }
         held.rollback().await.unwrap();
     }
+
+    // sea-orm's derives generate `pub` items (Entity, Column, ActiveModel) beside these.
+    #[allow(unreachable_pub)]
+    mod pet {
+        use sea_orm::entity::prelude::*;
+
+        #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+        #[sea_orm(table_name = "pets")]
+        pub struct Model {
+            #[sea_orm(primary_key, auto_increment = false)]
+            pub id: i32,
+            pub name: String,
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    }
+
+    #[tokio::test]
+    async fn unique_reads_the_row_its_key_picks() {
+        let db = connect(&crate::testing::sqlite_url()).await.unwrap();
+        db.execute_unprepared("CREATE TABLE pets (id INTEGER PRIMARY KEY, name TEXT NOT NULL)").await.unwrap();
+        db.execute_unprepared("INSERT INTO pets VALUES (1, 'a'), (2, 'b')").await.unwrap();
+        // Twice: the second round runs the statements sqlx cached in the first.
+        for _ in 0..2 {
+            let found = unique(pet::Entity::find_by_id(2), &db).await.unwrap();
+            assert_eq!(found.map(|p| p.name).as_deref(), Some("b"));
+            assert_eq!(unique(pet::Entity::find_by_id(3), &db).await.unwrap(), None);
+        }
+    }
 }

@@ -633,4 +633,38 @@ mod tests {
         assert!(verdict[3].contains("≥ 108.0/s (0.9 × the ceilings' fastest: 90.0/s)"), "{verdict:?}");
         assert!(report.markdown().contains("0.79 of argon2"));
     }
+
+    #[test]
+    fn split_rows_are_read_against_the_relay_too() {
+        let ceilings = vec![
+            scenario(sc::CEILING_JWT, 40_000.0, 1.0),
+            scenario(sc::CEILING_STATIC, 80_000.0, 1.0),
+            scenario(sc::CEILING_RELAY, 16_000.0, 1.0),
+        ];
+        let mode = |mode: Mode| ModeReport {
+            mode,
+            processes: vec!["warden".into()],
+            rss_start_mib: vec![40.0],
+            rss_idle_mib: vec![40.0],
+            scenarios: vec![scenario(sc::BEARER_ME, 8_000.0, 5.0)],
+            session_bytes: None,
+            static_floor: None,
+            login_reference: None,
+        };
+        let report = Report {
+            machine: String::new(),
+            settings: String::new(),
+            argon2: Vec::new(),
+            ceilings,
+            growth: Vec::new(),
+            failures: Vec::new(),
+            modes: vec![mode(Mode::Embedded), mode(Mode::Split)],
+        };
+        assert_eq!(
+            report.ratio(Mode::Split, &report.modes[1].scenarios[0]),
+            "0.20 of jwt, 0.10 of static, 0.50 of relay"
+        );
+        // One process: the relay's trips are not the embedded request's.
+        assert_eq!(report.ratio(Mode::Embedded, &report.modes[0].scenarios[0]), "0.20 of jwt, 0.10 of static");
+    }
 }
