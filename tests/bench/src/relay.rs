@@ -81,37 +81,25 @@ pub struct RelayFleet {
 }
 
 impl RelayFleet {
+    /// Starts the three and waits until each listens; on failure, dropping them kills them.
     pub async fn start() -> anyhow::Result<RelayFleet> {
         let exe = std::env::current_exe()?;
         let dir = std::env::temp_dir();
-        let within = Duration::from_secs(10);
+        let free = || -> anyhow::Result<SocketAddr> { Ok(([127, 0, 0, 1], procs::free_port()?).into()) };
+        let (first, second, addr) = (free()?, free()?, free()?);
+        let (to, listens) = (format!("{first},{second}"), [first, second, addr].map(|a| a.to_string()));
+        let launches = [
+            ("bare-backend-1", first, vec!["ceiling-backend", "--addr", &listens[0]]),
+            ("bare-backend-2", second, vec!["ceiling-backend", "--addr", &listens[1]]),
+            ("bare-relay", addr, vec!["ceiling-relay", "--addr", &listens[2], "--to", &to]),
+        ];
         let mut procs = Vec::new();
-        let mut backends = Vec::new();
-        for name in ["bare-backend-1", "bare-backend-2"] {
-            let addr: SocketAddr = ([127, 0, 0, 1], procs::free_port()?).into();
-            let args = ["ceiling-backend", "--addr", &addr.to_string()];
-            procs.push(procs::Proc::spawn(name, &exe, &args, &Default::default(), &dir)?);
-            backends.push(addr);
+        for (name, listen, args) in launches {
+            let mut proc = procs::Proc::spawn(name, &exe, &args, &Default::default(), &dir)?;
+            procs::wait_listening(&mut proc, listen, Duration::from_secs(10)).await?;
+            procs.push(proc);
         }
-        let addr: SocketAddr = ([127, 0, 0, 1], procs::free_port()?).into();
-        let to = backends.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
-        let args = ["ceiling-relay", "--addr", &addr.to_string(), "--to", &to];
-        procs.push(procs::Proc::spawn("bare-relay", &exe, &args, &Default::default(), &dir)?);
-        let mut fleet = RelayFleet { procs, addr };
-        let listening = fleet.wait_listening(&backends, within).await;
-        if let Err(e) = listening {
-            fleet.stop().await;
-            return Err(e);
-        }
-        Ok(fleet)
-    }
-
-    async fn wait_listening(&mut self, backends: &[SocketAddr], within: Duration) -> anyhow::Result<()> {
-        let addrs = backends.iter().copied().chain([self.addr]);
-        for (proc, addr) in self.procs.iter_mut().zip(addrs) {
-            procs::wait_listening(proc, addr, within).await?;
-        }
-        Ok(())
+        Ok(RelayFleet { procs, addr })
     }
 
     pub fn pids(&self) -> Vec<u32> {
