@@ -1,7 +1,8 @@
 //! Ceilings: what this machine can do at best, so every Warden figure can be read as a
 //! ratio. Argon2id verification with Warden's parameters on all cores (six ways, two crates),
 //! and a bare axum server (its own process, started from this binary) answering a static
-//! body or verifying the same EdDSA token with jsonwebtoken.
+//! body or verifying the same EdDSA token with jsonwebtoken, beside a bare tonic server in the
+//! same runtime answering unary health checks.
 use crate::procs;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher as _, PasswordVerifier as _, Version};
@@ -212,6 +213,10 @@ pub struct ServerArgs {
     pub issuer: String,
     #[arg(long, default_value = "warden")]
     pub audience: String,
+    /// Also answer `grpc.health.v1.Health/Check` here: the bare unary RPC that bounds
+    /// Warden's gRPC scenarios.
+    #[arg(long)]
+    pub grpc_addr: Option<SocketAddr>,
 }
 
 #[derive(Deserialize)]
@@ -238,6 +243,16 @@ pub fn serve(args: ServerArgs) -> anyhow::Result<()> {
         .route("/verify", get(move |headers: HeaderMap| verify(verifier.clone(), headers)));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
+        if let Some(addr) = args.grpc_addr {
+            let (_reporter, health) = tonic_health::server::health_reporter();
+            let grpc = tonic::transport::Server::builder().add_service(health).serve(addr);
+            tokio::spawn(async move {
+                if let Err(e) = grpc.await {
+                    eprintln!("bare tonic ceiling: {e}");
+                    std::process::exit(1);
+                }
+            });
+        }
         let listener = tokio::net::TcpListener::bind(args.addr).await?;
         axum::serve(listener, app).await?;
         Ok(())

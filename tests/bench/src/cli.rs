@@ -420,14 +420,18 @@ struct CeilingServer {
 
 impl CeilingServer {
     async fn start(plan: &Plan, client: &tokio::runtime::Handle, fx: &fixtures::Fixture) -> anyhow::Result<Self> {
-        let port = procs::free_port()?;
-        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        let free = || -> anyhow::Result<std::net::SocketAddr> { Ok(([127, 0, 0, 1], procs::free_port()?).into()) };
+        let (addr, grpc) = (free()?, free()?);
         let exe = std::env::current_exe()?;
         let dir = std::env::temp_dir();
-        let args = ["ceiling-server", "--addr", &addr.to_string(), "--x", &fx.jwk_x, "--issuer", &fx.issuer];
+        let (http_arg, grpc_arg) = (addr.to_string(), grpc.to_string());
+        let args =
+            ["ceiling-server", "--addr", &http_arg, "--grpc-addr", &grpc_arg, "--x", &fx.jwk_x, "--issuer", &fx.issuer];
         let mut server = procs::Proc::spawn("bare-axum", &exe, &args, &Default::default(), &dir)?;
         procs::wait_listening(&mut server, addr, Duration::from_secs(10)).await?;
-        let fx = fixtures::Fixture { ceiling_http: Some(addr), ..fx.clone() };
+        procs::wait_listening(&mut server, grpc, Duration::from_secs(10)).await?;
+        let fx =
+            fixtures::Fixture { ceiling_http: Some(addr), ceiling_grpc: Some(format!("http://{grpc}")), ..fx.clone() };
         let runner = Runner::new(client.clone(), vec![server.pid], plan.warmup, plan.duration, fx);
         Ok(CeilingServer { server, runner })
     }

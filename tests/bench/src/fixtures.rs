@@ -14,6 +14,8 @@ pub struct Fixture {
     pub grpc_rbac: String,
     /// The bare axum ceiling server, when it runs.
     pub ceiling_http: Option<SocketAddr>,
+    /// The bare tonic ceiling (same process as `ceiling_http`), when it runs.
+    pub ceiling_grpc: Option<String>,
     pub username: String,
     pub password: String,
     pub access_token: String,
@@ -112,6 +114,7 @@ pub async fn prepare(
         grpc_auth,
         grpc_rbac,
         ceiling_http: None,
+        ceiling_grpc: None,
         username: username.to_owned(),
         password: password.to_owned(),
         access_token: tokens.access_token,

@@ -14,6 +14,7 @@
 //! compare stores of different size, not users with different amounts of policy.
 use crate::fixtures::{self, Fixture};
 use crate::fleet::{Fleet, Mode, Setup};
+use crate::h2::H2;
 use crate::scenarios::{self, Concurrency, Phase, Runner, Spec};
 use crate::seed::{self, Population, Seeded, Stores};
 use crate::workers::{self, PERMISSION};
@@ -278,9 +279,9 @@ async fn run_fleets(
     })
 }
 
-async fn rbac(fx: &Fixture) -> anyhow::Result<RbacServiceClient<tonic::transport::Channel>> {
-    let channel = workers::channels(&fx.grpc_rbac, 1).await?.pop().context("no channel")?;
-    Ok(RbacServiceClient::new(channel))
+async fn rbac(fx: &Fixture) -> anyhow::Result<RbacServiceClient<H2>> {
+    let (h2, origin) = workers::connections(&fx.grpc_rbac, 1).await?.pop().context("no connection")?;
+    Ok(RbacServiceClient::with_origin(h2, origin))
 }
 
 fn check_request(user_id: &str, permissions: &[&str]) -> CheckPermissionsRequest {

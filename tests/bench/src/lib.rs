@@ -8,6 +8,7 @@ pub mod drill;
 pub mod fixtures;
 pub mod fleet;
 pub mod growth;
+pub mod h2;
 pub mod http;
 pub mod load;
 pub mod process_args;

@@ -33,9 +33,10 @@ pub struct RelayArgs {
     pub to: Vec<SocketAddr>,
 }
 
-/// One runtime thread, as `WARDEN_WORKER_THREADS=1` gives a split Warden process.
+/// One runtime thread, as `WARDEN_WORKER_THREADS=1` gives a split Warden process: tokio's
+/// single-threaded scheduler, as `warden` builds it for one thread (see its `main`).
 fn one_thread() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
 }
 
 /// A gRPC server that answers health checks only.

@@ -89,7 +89,11 @@ impl Report {
         let of = |c: Option<f64>| c.filter(|c| *c > 0.0).map(|c| format!("{:.2}", rps / c));
         match s.name {
             sc::LOGIN => of(self.login_reference(mode)).map(|r| format!("{r} of argon2")),
-            sc::GRPC_CHECK | sc::GRPC_AUTHORIZE | sc::FLOOD => None,
+            // A unary RPC answered from memory: the bare tonic server bounds it.
+            sc::GRPC_CHECK | sc::GRPC_AUTHORIZE => {
+                of(self.ceiling(sc::CEILING_GRPC)).map(|r| format!("{r} of bare tonic"))
+            }
+            sc::FLOOD => None,
             _ => match (of(self.ceiling(sc::CEILING_JWT)), of(self.ceiling(sc::CEILING_STATIC))) {
                 (Some(j), Some(s)) => {
                     // Split requests cross processes: the bare relay bounds them too.
@@ -152,7 +156,9 @@ impl Report {
         if self.ceilings.is_empty() {
             return;
         }
-        md.push_str("### Ceiling: bare axum (same runtime shape as warden, own process)\n\n");
+        md.push_str(
+            "### Ceiling: bare servers (axum and tonic: same runtime shape as warden, own process; the relay)\n\n",
+        );
         md.push_str(
             "| server | conns | req/s | p50 ms | p99 ms | max ms | errors | server CPU µs/req | client CPU µs/req \
              | other processes' cores | at ½ peak: p50 / p99 / max ms |\n",
@@ -666,5 +672,23 @@ mod tests {
         );
         // One process: the relay's trips are not the embedded request's.
         assert_eq!(report.ratio(Mode::Embedded, &report.modes[0].scenarios[0]), "0.20 of jwt, 0.10 of static");
+    }
+
+    #[test]
+    fn grpc_rows_are_read_against_the_bare_tonic_server() {
+        let report = Report {
+            machine: String::new(),
+            settings: String::new(),
+            argon2: Vec::new(),
+            ceilings: vec![scenario(sc::CEILING_STATIC, 80_000.0, 1.0), scenario(sc::CEILING_GRPC, 50_000.0, 1.0)],
+            growth: Vec::new(),
+            failures: Vec::new(),
+            modes: Vec::new(),
+        };
+        assert_eq!(report.ratio(Mode::Embedded, &scenario(sc::GRPC_CHECK, 40_000.0, 1.0)), "0.80 of bare tonic");
+        assert_eq!(report.ratio(Mode::Split, &scenario(sc::GRPC_AUTHORIZE, 10_000.0, 1.0)), "0.20 of bare tonic");
+        // Without the ceiling there is nothing to read them against.
+        let report = Report { ceilings: Vec::new(), ..report };
+        assert_eq!(report.ratio(Mode::Embedded, &scenario(sc::GRPC_CHECK, 40_000.0, 1.0)), "—");
     }
 }

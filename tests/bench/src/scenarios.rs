@@ -4,7 +4,7 @@
 use crate::fixtures::Fixture;
 use crate::load::{self, Pace, Stats, Window};
 use crate::procs;
-use crate::workers::{AnyWorker, Grpc, Rest, RestKind, Templates, channels};
+use crate::workers::{AnyWorker, Grpc, Rest, RestKind, Templates, connections};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +15,8 @@ pub enum Load {
     Rest(RestKind),
     CheckPermissions,
     Authorize,
+    /// A unary health check against the bare tonic ceiling.
+    CeilingGrpc,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +47,7 @@ pub const MIXED: &str = "mixed";
 pub const FLOOD: &str = "bearer /verify during a login flood";
 pub const CEILING_STATIC: &str = "bare axum, static body";
 pub const CEILING_JWT: &str = "bare axum, EdDSA verify (jsonwebtoken)";
+pub const CEILING_GRPC: &str = "bare tonic, unary health check (same runtime shape as warden)";
 pub const CEILING_RELAY: &str = "bare relay: axum, then two gRPC health checks in two processes (1 thread each)";
 
 /// Every Warden scenario but the flood, in the order they run.
@@ -67,6 +70,7 @@ pub fn ceiling_specs(c: Concurrency) -> Vec<Spec> {
     vec![
         Spec { name: CEILING_STATIC, load: Load::Rest(RestKind::CeilingStatic), connections: c.requests },
         Spec { name: CEILING_JWT, load: Load::Rest(RestKind::CeilingJwt), connections: c.requests },
+        Spec { name: CEILING_GRPC, load: Load::CeilingGrpc, connections: c.requests },
     ]
 }
 
@@ -173,16 +177,20 @@ impl Runner {
                             out.push(AnyWorker::Rest(Rest::new(&fx, kind, templates.clone(), i).await?));
                         }
                     }
-                    Load::CheckPermissions | Load::Authorize => {
-                        let url = if load == Load::Authorize { &fx.grpc_auth } else { &fx.grpc_rbac };
+                    Load::CheckPermissions | Load::Authorize | Load::CeilingGrpc => {
+                        let url = match load {
+                            Load::Authorize => fx.grpc_auth.as_str(),
+                            Load::CeilingGrpc => fx.ceiling_grpc.as_deref().expect("ceiling server running"),
+                            _ => fx.grpc_rbac.as_str(),
+                        };
                         // A few HTTP/2 connections, each multiplexing several workers.
-                        let chans = channels(url, count.div_ceil(8).min(4)).await?;
+                        let conns = connections(url, count.div_ceil(8).min(4)).await?;
                         for i in 0..count {
-                            let ch = chans[i % chans.len()].clone();
-                            out.push(AnyWorker::Grpc(if load == Load::Authorize {
-                                Grpc::authorize(ch, &fx)
-                            } else {
-                                Grpc::check_permissions(ch, &fx)
+                            let ch = conns[i % conns.len()].clone();
+                            out.push(AnyWorker::Grpc(match load {
+                                Load::Authorize => Grpc::authorize(ch, &fx),
+                                Load::CeilingGrpc => Grpc::health(ch),
+                                _ => Grpc::check_permissions(ch, &fx),
                             }));
                         }
                     }

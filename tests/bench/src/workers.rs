@@ -1,10 +1,14 @@
-//! The scenarios' requests: REST calls over [`Conn`] and gRPC calls over tonic channels.
+//! The scenarios' requests: REST calls over [`Conn`] and gRPC calls over [`H2`] connections.
 use crate::fixtures::Fixture;
+use crate::h2::{self, H2};
 use crate::http::{Conn, Req, expect_success};
 use crate::load::Worker;
 use serde::Deserialize;
 use std::sync::Arc;
-use tonic::transport::{Channel, Endpoint};
+use tonic::codegen::http::Uri;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 use warden_proto::auth::v1::auth_service_client::AuthServiceClient;
 use warden_proto::auth::v1::{AuthorizeRequest, authorize_request};
 use warden_proto::rbac::v1::CheckPermissionsRequest;
@@ -166,37 +170,46 @@ impl Worker for Rest {
     }
 }
 
-/// gRPC calls; every worker shares one of a few HTTP/2 channels.
+/// gRPC calls; every worker shares one of a few HTTP/2 connections.
 pub enum Grpc {
-    CheckPermissions(RbacServiceClient<Channel>, CheckPermissionsRequest),
-    Authorize(AuthServiceClient<Channel>, AuthorizeRequest),
+    CheckPermissions(RbacServiceClient<H2>, CheckPermissionsRequest),
+    Authorize(AuthServiceClient<H2>, AuthorizeRequest),
+    /// The bare tonic ceiling's health check.
+    Health(HealthClient<H2>),
 }
 
-pub async fn channels(url: &str, count: usize) -> anyhow::Result<Vec<Channel>> {
+/// A connection to a gRPC server and the origin its calls name.
+pub type GrpcConn = (H2, Uri);
+
+pub async fn connections(url: &str, count: usize) -> anyhow::Result<Vec<GrpcConn>> {
     let mut out = Vec::with_capacity(count);
     for _ in 0..count.max(1) {
-        out.push(Endpoint::from_shared(url.to_owned())?.tcp_nodelay(true).connect().await?);
+        out.push(h2::connect(url).await?);
     }
     Ok(out)
 }
 
 impl Grpc {
-    pub fn check_permissions(channel: Channel, fx: &Fixture) -> Grpc {
+    pub fn check_permissions((h2, origin): GrpcConn, fx: &Fixture) -> Grpc {
         let req = CheckPermissionsRequest {
             user_id: fx.user_id.clone(),
             permissions: vec![PERMISSION.to_owned()],
             scopes: Vec::new(),
             has_scopes: false,
         };
-        Grpc::CheckPermissions(RbacServiceClient::new(channel), req)
+        Grpc::CheckPermissions(RbacServiceClient::with_origin(h2, origin), req)
     }
 
-    pub fn authorize(channel: Channel, fx: &Fixture) -> Grpc {
+    pub fn authorize((h2, origin): GrpcConn, fx: &Fixture) -> Grpc {
         let req = AuthorizeRequest {
             credential: Some(authorize_request::Credential::AccessToken(fx.access_token.clone())),
             permission: PERMISSION.to_owned(),
         };
-        Grpc::Authorize(AuthServiceClient::new(channel), req)
+        Grpc::Authorize(AuthServiceClient::with_origin(h2, origin), req)
+    }
+
+    pub fn health((h2, origin): GrpcConn) -> Grpc {
+        Grpc::Health(HealthClient::with_origin(h2, origin))
     }
 }
 
@@ -208,6 +221,11 @@ impl Worker for Grpc {
             }
             Grpc::Authorize(client, req) => {
                 client.authorize(req.clone()).await.map_err(|s| s.to_string())?.into_inner().allowed
+            }
+            Grpc::Health(client) => {
+                let request = HealthCheckRequest { service: String::new() };
+                let status = client.check(request).await.map_err(|s| s.to_string())?.into_inner().status;
+                return if status == ServingStatus::Serving as i32 { Ok(()) } else { Err("not serving".into()) };
             }
         };
         if allowed { Ok(()) } else { Err("answered not allowed".into()) }
