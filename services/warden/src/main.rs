@@ -41,8 +41,8 @@ fn main() -> ExitCode {
 /// connection that is the writer, which then sends each finished call's answer in a system
 /// call of its own, even when several calls finished together. The single-threaded scheduler
 /// runs woken tasks in turn: the finished calls queue their answers first and the writer
-/// sends them in one write. A split fleet's one-thread processes spent 5-25 % less CPU a
-/// request (BENCHMARKS.md, session 11).
+/// sends them in one write. A split fleet's one-thread processes spent 2-33 % less CPU a
+/// request in paired runs (BENCHMARKS.md, session 11).
 fn runtime_builder(worker_threads: i64) -> tokio::runtime::Builder {
     let threads = usize::try_from(worker_threads)
         .ok()

@@ -14,7 +14,9 @@ use tonic::body::Body;
 use tonic::codegen::Service;
 use tonic::codegen::http::{Request, Response, Uri};
 
-/// One HTTP/2 connection; clones share it (each call is a stream of its own).
+/// One HTTP/2 connection; clones share it (each call is a stream of its own). It is never
+/// reconnected: a scenario opens its own and keeps them for its two phases, well within the
+/// ten minutes after which Warden's gRPC server asks a client to move to a new connection.
 #[derive(Clone, Debug)]
 pub struct H2 {
     send: SendRequest<Body>,
