@@ -244,10 +244,8 @@ pub fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         if let Some(addr) = args.grpc_addr {
-            let (_reporter, health) = tonic_health::server::health_reporter();
-            let grpc = tonic::transport::Server::builder().add_service(health).serve(addr);
             tokio::spawn(async move {
-                if let Err(e) = grpc.await {
+                if let Err(e) = serve_health(addr).await {
                     eprintln!("bare tonic ceiling: {e}");
                     std::process::exit(1);
                 }
@@ -257,6 +255,14 @@ pub fn serve(args: ServerArgs) -> anyhow::Result<()> {
         axum::serve(listener, app).await?;
         Ok(())
     })
+}
+
+/// A gRPC server that answers `grpc.health.v1.Health/Check` and nothing else: the bare tonic
+/// ceiling, and the relay ceiling's backends.
+pub async fn serve_health(addr: SocketAddr) -> anyhow::Result<()> {
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    tonic::transport::Server::builder().add_service(health).serve(addr).await?;
+    Ok(())
 }
 
 async fn verify(verifier: Arc<Verifier>, headers: HeaderMap) -> Result<String, StatusCode> {

@@ -420,8 +420,7 @@ struct CeilingServer {
 
 impl CeilingServer {
     async fn start(plan: &Plan, client: &tokio::runtime::Handle, fx: &fixtures::Fixture) -> anyhow::Result<Self> {
-        let free = || -> anyhow::Result<std::net::SocketAddr> { Ok(([127, 0, 0, 1], procs::free_port()?).into()) };
-        let (addr, grpc) = (free()?, free()?);
+        let (addr, grpc) = (procs::free_addr()?, procs::free_addr()?);
         let exe = std::env::current_exe()?;
         let dir = std::env::temp_dir();
         let (http_arg, grpc_arg) = (addr.to_string(), grpc.to_string());

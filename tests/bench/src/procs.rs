@@ -114,6 +114,11 @@ pub fn free_port() -> anyhow::Result<u16> {
     bail!("no free loopback port in {PORTS:?}")
 }
 
+/// A free loopback address (see [`free_port`]).
+pub fn free_addr() -> anyhow::Result<SocketAddr> {
+    Ok(([127, 0, 0, 1], free_port()?).into())
+}
+
 /// Waits until `addr` accepts TCP connections.
 pub async fn wait_listening(proc: &mut Proc, addr: SocketAddr, within: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + within;

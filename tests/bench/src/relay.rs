@@ -41,11 +41,7 @@ fn one_thread() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// A gRPC server that answers health checks only.
 pub fn serve_backend(args: BackendArgs) -> anyhow::Result<()> {
-    one_thread()?.block_on(async move {
-        let (_reporter, health) = tonic_health::server::health_reporter();
-        tonic::transport::Server::builder().add_service(health).serve(args.addr).await?;
-        Ok(())
-    })
+    one_thread()?.block_on(crate::ceiling::serve_health(args.addr))
 }
 
 /// The bare relay: every request waits for each backend's answer in turn.
@@ -86,8 +82,7 @@ impl RelayFleet {
     pub async fn start() -> anyhow::Result<RelayFleet> {
         let exe = std::env::current_exe()?;
         let dir = std::env::temp_dir();
-        let free = || -> anyhow::Result<SocketAddr> { Ok(([127, 0, 0, 1], procs::free_port()?).into()) };
-        let (first, second, addr) = (free()?, free()?, free()?);
+        let (first, second, addr) = (procs::free_addr()?, procs::free_addr()?, procs::free_addr()?);
         let (to, listens) = (format!("{first},{second}"), [first, second, addr].map(|a| a.to_string()));
         let launches = [
             ("bare-backend-1", first, vec!["ceiling-backend", "--addr", &listens[0]]),

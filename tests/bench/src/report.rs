@@ -580,6 +580,19 @@ fn fixed_cell(p: Option<&Phase>) -> String {
 mod tests {
     use super::*;
 
+    /// A report of these ceilings and modes and nothing else.
+    fn report(ceilings: Vec<ScenarioResult>, modes: Vec<ModeReport>) -> Report {
+        Report {
+            machine: String::new(),
+            settings: String::new(),
+            argon2: Vec::new(),
+            ceilings,
+            growth: Vec::new(),
+            failures: Vec::new(),
+            modes,
+        }
+    }
+
     fn scenario(name: &'static str, rps: f64, p99_ms: f64) -> ScenarioResult {
         let saturation = Phase { rps, ok: 1, p99_ms, ..Phase::default() };
         ScenarioResult { name, connections: 1, saturation, fixed: None, peak_rss_mib: vec![90.0], flood: None }
@@ -657,15 +670,7 @@ mod tests {
             static_floor: None,
             login_reference: None,
         };
-        let report = Report {
-            machine: String::new(),
-            settings: String::new(),
-            argon2: Vec::new(),
-            ceilings,
-            growth: Vec::new(),
-            failures: Vec::new(),
-            modes: vec![mode(Mode::Embedded), mode(Mode::Split)],
-        };
+        let report = report(ceilings, vec![mode(Mode::Embedded), mode(Mode::Split)]);
         assert_eq!(
             report.ratio(Mode::Split, &report.modes[1].scenarios[0]),
             "0.20 of jwt, 0.10 of static, 0.50 of relay"
@@ -676,15 +681,8 @@ mod tests {
 
     #[test]
     fn grpc_rows_are_read_against_the_bare_tonic_server() {
-        let report = Report {
-            machine: String::new(),
-            settings: String::new(),
-            argon2: Vec::new(),
-            ceilings: vec![scenario(sc::CEILING_STATIC, 80_000.0, 1.0), scenario(sc::CEILING_GRPC, 50_000.0, 1.0)],
-            growth: Vec::new(),
-            failures: Vec::new(),
-            modes: Vec::new(),
-        };
+        let ceilings = vec![scenario(sc::CEILING_STATIC, 80_000.0, 1.0), scenario(sc::CEILING_GRPC, 50_000.0, 1.0)];
+        let report = report(ceilings, Vec::new());
         assert_eq!(report.ratio(Mode::Embedded, &scenario(sc::GRPC_CHECK, 40_000.0, 1.0)), "0.80 of bare tonic");
         assert_eq!(report.ratio(Mode::Split, &scenario(sc::GRPC_AUTHORIZE, 10_000.0, 1.0)), "0.20 of bare tonic");
         // Without the ceiling there is nothing to read them against.

@@ -4,7 +4,7 @@
 use crate::fixtures::Fixture;
 use crate::load::{self, Pace, Stats, Window};
 use crate::procs;
-use crate::workers::{AnyWorker, Grpc, Rest, RestKind, Templates, connections};
+use crate::workers::{AnyWorker, Grpc, GrpcConn, Rest, RestKind, Templates, connections};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -178,20 +178,17 @@ impl Runner {
                         }
                     }
                     Load::CheckPermissions | Load::Authorize | Load::CeilingGrpc => {
-                        let url = match load {
-                            Load::Authorize => fx.grpc_auth.as_str(),
-                            Load::CeilingGrpc => fx.ceiling_grpc.as_deref().expect("ceiling server running"),
-                            _ => fx.grpc_rbac.as_str(),
+                        let (url, worker): (&str, fn(GrpcConn, &Fixture) -> Grpc) = match load {
+                            Load::Authorize => (&fx.grpc_auth, Grpc::authorize),
+                            Load::CeilingGrpc => {
+                                (fx.ceiling_grpc.as_deref().expect("ceiling server running"), |c, _| Grpc::health(c))
+                            }
+                            _ => (&fx.grpc_rbac, Grpc::check_permissions),
                         };
                         // A few HTTP/2 connections, each multiplexing several workers.
                         let conns = connections(url, count.div_ceil(8).min(4)).await?;
                         for i in 0..count {
-                            let ch = conns[i % conns.len()].clone();
-                            out.push(AnyWorker::Grpc(match load {
-                                Load::Authorize => Grpc::authorize(ch, &fx),
-                                Load::CeilingGrpc => Grpc::health(ch),
-                                _ => Grpc::check_permissions(ch, &fx),
-                            }));
+                            out.push(AnyWorker::Grpc(worker(conns[i % conns.len()].clone(), &fx)));
                         }
                     }
                 }
