@@ -20,13 +20,13 @@ psql "${WARDEN_DATABASE_URL%/*}/postgres" -Atqc "SELECT 1 FROM pg_database WHERE
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait' EXIT INT TERM
 n=1
-# Request threads as k8s/base's CPU limits give them (one, auth two): five processes share
-# this host's cores, and spare threads would mostly wake each other (docs/deployment.md).
-threads() { if [ "$1" = auth ]; then echo 2; else echo 1; fi; }
+# One request thread each (auth's hashing threads are its own): five processes share this
+# host's cores, and spare threads would mostly wake each other (docs/deployment.md).
+threads=${WARDEN_WORKER_THREADS:-1}
 for service in token rbac key auth; do
   WARDEN_GRPC_ADDR=127.0.0.1:5006$n WARDEN_HEALTH_ADDR=127.0.0.1:5007$n WARDEN_METRICS_ADDR=127.0.0.1:909$n \
-    WARDEN_WORKER_THREADS=${WARDEN_WORKER_THREADS:-$(threads "$service")} "$WARDEN" serve --service "$service" & pids+=($!)
+    WARDEN_WORKER_THREADS=$threads "$WARDEN" serve --service "$service" & pids+=($!)
   n=$((n + 1))
 done
-WARDEN_HTTP_ADDR=127.0.0.1:8080 WARDEN_WORKER_THREADS=${WARDEN_WORKER_THREADS:-1} "$WARDEN" serve --service gateway & pids+=($!)
+WARDEN_HTTP_ADDR=127.0.0.1:8080 WARDEN_WORKER_THREADS=$threads "$WARDEN" serve --service gateway & pids+=($!)
 wait -n

@@ -61,21 +61,18 @@ pub struct Fleet {
 
 const READY: Duration = Duration::from_secs(60);
 
-/// Each split-mode service's runtime threads (`WARDEN_WORKER_THREADS`), as many as the CPU
-/// limit of its container in `k8s/base` gives it there (tokio counts a limit of 1 or 500m as
-/// one CPU): the fleet on the bench's host runs as the deployment does. Without it, every
-/// process would start a thread per host core and the five would wake and steal across ten
-/// threads on two cores. `--warden-env WARDEN_WORKER_THREADS=N` overrides it for all.
-const SPLIT_WORKER_THREADS: [(&str, &str); 5] =
-    [("token", "1"), ("rbac", "1"), ("key", "1"), ("auth", "2"), ("gateway", "1")];
+/// Each split-mode process's runtime threads (`WARDEN_WORKER_THREADS`): one, on tokio's
+/// single-threaded scheduler. The five processes share the bench host's two cores; spare
+/// request threads would mostly wake and steal from each other. Auth too: its hashing
+/// threads are its own, and on one request thread it spent 30-55 % less CPU per bearer
+/// request and per refresh (BENCHMARKS.md, session 12). `--warden-env WARDEN_WORKER_THREADS=N`
+/// overrides it for all.
+const SPLIT_WORKER_THREADS: &str = "1";
 
-fn worker_threads(setup: &Setup, service: &str, env: &mut BTreeMap<String, String>) {
+fn worker_threads(setup: &Setup, env: &mut BTreeMap<String, String>) {
     const NAME: &str = "WARDEN_WORKER_THREADS";
-    if setup.extra_env.iter().any(|(k, _)| k == NAME) {
-        return;
-    }
-    if let Some((_, n)) = SPLIT_WORKER_THREADS.iter().find(|(s, _)| *s == service) {
-        env.insert(NAME.into(), (*n).into());
+    if !setup.extra_env.iter().any(|(k, _)| k == NAME) {
+        env.insert(NAME.into(), SPLIT_WORKER_THREADS.into());
     }
 }
 
@@ -229,12 +226,12 @@ impl Fleet {
         let status = migrate.wait_exit(READY).await?;
         anyhow::ensure!(status.success(), "warden migrate failed:\n{}", migrate.tail());
 
+        worker_threads(setup, &mut env);
         let mut launches = Vec::new();
         for (service, ports) in &ports {
             for (i, port) in ports.iter().enumerate() {
                 let mut env = env.clone();
                 env.insert("WARDEN_GRPC_ADDR".into(), format!("127.0.0.1:{port}"));
-                worker_threads(setup, service, &mut env);
                 let name = if replicas == 1 { service.to_string() } else { format!("{service}-{i}") };
                 let args = vec!["serve".into(), "--service".into(), service.to_string()];
                 launches.push(Launch { name, args, env, listen: ([127, 0, 0, 1], *port).into() });
@@ -243,7 +240,6 @@ impl Fleet {
         for (i, port) in http_ports.iter().enumerate() {
             let mut env = env.clone();
             env.insert("WARDEN_HTTP_ADDR".into(), format!("127.0.0.1:{port}"));
-            worker_threads(setup, "gateway", &mut env);
             let name = if replicas == 1 { "gateway".to_owned() } else { format!("gateway-{i}") };
             let args = vec!["serve".into(), "--service".into(), "gateway".into()];
             launches.push(Launch { name, args, env, listen: ([127, 0, 0, 1], *port).into() });
