@@ -64,7 +64,7 @@ const READY: Duration = Duration::from_secs(60);
 /// Each split-mode process's runtime threads (`WARDEN_WORKER_THREADS`): one, on tokio's
 /// single-threaded scheduler. The five processes share the bench host's two cores; spare
 /// request threads would mostly wake and steal from each other. Auth too: its hashing
-/// threads are its own, and on one request thread it spent 30-55 % less CPU per bearer
+/// threads are its own, and on one request thread it spent 30-56 % less CPU per bearer
 /// request and per refresh (BENCHMARKS.md, session 12). `--warden-env WARDEN_WORKER_THREADS=N`
 /// overrides it for all.
 const SPLIT_WORKER_THREADS: &str = "1";
