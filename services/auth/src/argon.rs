@@ -1,5 +1,5 @@
-//! The Argon2 engine behind `password.rs`: `argon2-rust` computes, RustCrypto's `argon2`
-//! reads the PHC strings.
+//! The Argon2 engine behind `password.rs`: `argon2-rust` computes (a slice at a time, see
+//! `argon_fill.rs`), RustCrypto's `argon2` reads the PHC strings.
 //!
 //! Why two crates: `argon2-rust` (the engine inside @node-rs/argon2) picks an AVX-512, AVX2 or
 //! SSE2 fill at run time and hashes Warden's parameters 2.4 times as fast as RustCrypto's
@@ -7,9 +7,11 @@
 //! the hash. RustCrypto's PHC parser keeps deciding what a stored hash says (algorithm,
 //! version, parameters, salt), as it did for every hash already stored; the tests check that
 //! each crate verifies the other's hashes.
+use crate::argon_fill;
 use argon2::password_hash::phc::PasswordHash;
+use argon2_rust::__internal::{Workspace, encode_string_alloc};
 use argon2_rust::params::{Memory, TagLen};
-use argon2_rust::{Algorithm, Argon2, Hasher, Params, Version};
+use argon2_rust::{Algorithm, Argon2, Params, RANDOM_SALT_LEN, Version};
 
 /// Warden's parameters (OWASP's Argon2id minimum) with a 32-byte tag.
 pub(crate) fn current(memory_kib: u32, iterations: u32, parallelism: u32) -> Argon2 {
@@ -44,15 +46,36 @@ pub(crate) fn of_stored(hash: &PasswordHash) -> Option<Argon2> {
     Some(Argon2::new(algorithm, version, params))
 }
 
-/// Recomputes `hash`'s tag for `password` in `hasher`'s arena and compares in constant time.
-pub(crate) fn verify_in(hasher: &mut Hasher, password: &[u8], hash: &PasswordHash) -> bool {
+/// Recomputes `hash`'s tag for `password` in an arena from `workspace` and compares in
+/// constant time; `between_slices` runs between the computation's slices.
+pub(crate) fn verify_in(
+    workspace: &mut Workspace,
+    password: &[u8],
+    hash: &PasswordHash,
+    between_slices: &mut dyn FnMut(),
+) -> bool {
     let (Some(salt), Some(expected), Some(argon)) = (&hash.salt, &hash.hash, of_stored(hash)) else {
         return false;
     };
-    hasher.set_argon2(argon);
     let mut out = vec![0u8; expected.len()];
-    let computed = hasher.hash_into(password, salt.as_ref(), &mut out).is_ok();
+    let computed = argon_fill::hash_into(workspace, &argon, password, salt.as_ref(), &mut out, between_slices);
     computed && bool::from(subtle::ConstantTimeEq::ct_eq(out.as_slice(), expected.as_bytes()))
+}
+
+/// Hashes `password` with `argon` and a fresh random salt into a PHC string, in an arena from
+/// `workspace`; `between_slices` runs between the computation's slices.
+pub(crate) fn hash_in(
+    workspace: &mut Workspace,
+    argon: &Argon2,
+    password: &[u8],
+    between_slices: &mut dyn FnMut(),
+) -> Option<String> {
+    let salt = warden_common::secret::random_bytes::<RANDOM_SALT_LEN>();
+    let mut tag = vec![0u8; argon.params().tag_len_bytes()];
+    if !argon_fill::hash_into(workspace, argon, password, &salt, &mut tag, between_slices) {
+        return None;
+    }
+    encode_string_alloc(argon.algorithm(), argon.version(), argon.params(), &salt, &tag).ok()
 }
 
 #[cfg(test)]
@@ -66,39 +89,41 @@ mod tests {
 
     #[test]
     fn verifies_what_rustcrypto_hashed_in_every_variant() {
-        let mut hasher = current(64, 1, 1).hasher();
+        let mut workspace = Workspace::new();
         for algorithm in [argon2::Algorithm::Argon2d, argon2::Algorithm::Argon2i, argon2::Algorithm::Argon2id] {
             for version in [argon2::Version::V0x10, argon2::Version::V0x13] {
                 let phc = small(algorithm, version).hash_password(b"correct horse").unwrap().to_string();
                 let parsed = PasswordHash::new(&phc).unwrap();
-                assert!(verify_in(&mut hasher, b"correct horse", &parsed), "{phc}");
-                assert!(!verify_in(&mut hasher, b"correct horsf", &parsed), "{phc}");
+                assert!(verify_in(&mut workspace, b"correct horse", &parsed, &mut || {}), "{phc}");
+                assert!(!verify_in(&mut workspace, b"correct horsf", &parsed, &mut || {}), "{phc}");
             }
         }
     }
 
     #[test]
     fn rustcrypto_verifies_what_the_engine_hashed() {
-        let mut hasher = current(256, 2, 1).hasher();
-        let phc = hasher.hash_password_with_random_salt(b"battery staple").unwrap();
+        let mut workspace = Workspace::new();
+        let phc = hash_in(&mut workspace, &current(256, 2, 1), b"battery staple", &mut || {}).unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=256,t=2,p=1$"), "{phc}");
         let parsed = PasswordHash::new(&phc).unwrap();
         let rustcrypto = argon2::Argon2::default();
         assert!(rustcrypto.verify_password(b"battery staple", &parsed).is_ok());
         assert!(rustcrypto.verify_password(b"battery stapler", &parsed).is_err());
-        assert!(verify_in(&mut hasher, b"battery staple", &parsed));
+        assert!(verify_in(&mut workspace, b"battery staple", &parsed, &mut || {}));
+        // A fresh salt each time.
+        assert_ne!(phc, hash_in(&mut workspace, &current(256, 2, 1), b"battery staple", &mut || {}).unwrap());
     }
 
     #[test]
     fn a_hash_it_cannot_reproduce_never_matches() {
-        let mut hasher = current(64, 1, 1).hasher();
+        let mut workspace = Workspace::new();
         // Parseable, but a 2-byte tag is below Argon2's minimum of 4.
         let phc = "$argon2id$v=19$m=64,t=1,p=1$c29tZXNhbHQ$AAA";
         if let Ok(parsed) = PasswordHash::new(phc) {
-            assert!(!verify_in(&mut hasher, b"", &parsed));
+            assert!(!verify_in(&mut workspace, b"", &parsed, &mut || {}));
         }
         // No salt at all.
         let parsed = PasswordHash::new("$argon2id$v=19$m=64,t=1,p=1").unwrap();
-        assert!(!verify_in(&mut hasher, b"", &parsed));
+        assert!(!verify_in(&mut workspace, b"", &parsed, &mut || {}));
     }
 }

@@ -13,6 +13,13 @@
 //! core (the logins' own requests take the rest), so logins keep both cores when nothing
 //! else runs. The average, not each hash, decides: one hash can lose half its core to a
 //! burst of finishing logins (deciding per hash cost a login-only load 15 % of its logins).
+//!
+//! While crowded, a hash also rests for [`SLICE_REST`] between its slices (`argon_fill.rs`):
+//! its core is then idle for a moment, and the kernel pulls over a request thread that waits
+//! on the other core instead of leaving it there until the next load balancing. In the
+//! embedded login flood the protected p99 rose 1.5-1.8x with the rests and 2.5-3.1x without,
+//! for a quarter fewer logins (paired runs, BENCHMARKS.md, session 13). Always resting cost a
+//! login-only load a third of its logins, so a hash with the cores to itself never rests.
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -28,6 +35,10 @@ const NEWEST_WEIGHT: f64 = 0.2;
 
 /// Shorter runs say nothing about the cores (a skipped or duplicate job).
 const MIN_WALL: Duration = Duration::from_millis(2);
+
+/// A crowded hash's rest between slices. In paired runs (session 13) 5 µs helped less than
+/// 50, 50 less than 150 in split mode's flood, and 400 cost a quarter of the flood's logins.
+const SLICE_REST: Duration = Duration::from_micros(150);
 
 /// How often a worker kept waiting looks again.
 const WAIT_STEP: Duration = Duration::from_millis(1);
@@ -57,6 +68,13 @@ impl Crowding {
 
     pub(crate) fn crowded(&self) -> bool {
         self.crowded.load(Ordering::Acquire)
+    }
+
+    /// Between a hash's slices: a moment's rest while crowded.
+    pub(crate) fn rest_if_crowded(&self) {
+        if self.crowded() {
+            std::thread::sleep(SLICE_REST);
+        }
     }
 
     /// Waits until this worker may hash: at once, unless crowded and another one hashes.
@@ -136,6 +154,17 @@ mod tests {
             crowding.record(1.0);
         }
         assert!(!crowding.crowded());
+    }
+
+    #[test]
+    fn a_crowded_hash_rests_between_slices() {
+        let crowding = Crowding::new();
+        for _ in 0..5 {
+            crowding.record(0.0);
+        }
+        let started = Instant::now();
+        crowding.rest_if_crowded();
+        assert!(started.elapsed() >= SLICE_REST);
     }
 
     #[test]

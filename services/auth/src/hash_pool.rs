@@ -27,6 +27,7 @@
 //! admitted at a time held logins to about three a second per process, some logins took
 //! 3.5 s, and one passed the 5 s call deadline.)
 use crate::hash_crowding::Crowding;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -43,6 +44,21 @@ const RESCUE_NICE: i32 = 10;
 
 /// The rescue workers' names start with this.
 const RESCUE_THREAD: &str = "warden-hash-rescue";
+
+thread_local! {
+    /// On an idle-priority worker, its pool's crowding; `None` on every other thread.
+    static CROWDING: RefCell<Option<Arc<Crowding>>> = const { RefCell::new(None) };
+}
+
+/// Runs between the slices of a hash (`argon_fill.rs`): on an idle-priority worker while other
+/// work crowds the cores, gives the core up for a moment; elsewhere, nothing.
+pub(crate) fn between_slices() {
+    CROWDING.with_borrow(|crowding| {
+        if let Some(crowding) = crowding {
+            crowding.rest_if_crowded();
+        }
+    });
+}
 
 /// Jobs reach the workers through channels whose send takes no lock: a request thread must
 /// never wait on a lock that an idle-priority thread may hold, because that thread gets no
@@ -126,6 +142,7 @@ impl HashPool {
             let (queue, starving, crowding) = (queue.clone(), starving.clone(), crowding.clone());
             spawn(format!("warden-hash-{n}"), move || {
                 idle_priority();
+                CROWDING.set(Some(crowding.clone()));
                 serve(&queue, |slot| {
                     let started = crowding.enter();
                     let ran = slot.run_idle();
@@ -213,6 +230,11 @@ fn spawn(name: String, body: impl FnOnce() + Send + 'static) {
 #[cfg(target_os = "linux")]
 fn idle_priority() {
     use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
+    // A rest between slices is short (`hash_crowding.rs`); the default 50 µs of timer slack
+    // would double it.
+    if let Err(e) = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1_000)) {
+        tracing::debug!(error = %e, "password hashing thread keeps the default timer slack");
+    }
     let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
     if let Err(e) =
         thread_priority::set_thread_priority_and_policy(thread_priority::thread_native_id(), ThreadPriority::Min, idle)

@@ -1,6 +1,7 @@
 //! warden-auth: passwords, login sessions, lockout, caller verification and users.
 mod api;
 mod argon;
+mod argon_fill;
 mod cache;
 mod entity;
 pub mod grpc;

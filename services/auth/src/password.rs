@@ -2,9 +2,10 @@
 //! idle-priority threads (`hash_pool.rs`) behind a bounded queue, so a login flood waits here
 //! instead of starving the async runtime and every other route.
 use crate::argon;
-use crate::hash_pool::HashPool;
+use crate::hash_pool::{self, HashPool};
 use argon2::Params;
 use argon2::password_hash::phc::PasswordHash;
+use argon2_rust::__internal::Workspace;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,10 +36,10 @@ struct Inner {
     permits: Semaphore,
     /// Verified against when the user does not exist, so that costs the same.
     dummy_hash: String,
-    /// Argon2 working memory (a 19 MiB arena per hasher), reused across hashes: a fresh one
+    /// Argon2 working memory (a 19 MiB arena per workspace), reused across hashes: a fresh one
     /// costs its page faults and zeroing on every login. At most one kept per permit; dropped
     /// when logins stop, so an idle process gives it back.
-    memory: Mutex<(Vec<argon2_rust::Hasher>, Instant)>,
+    memory: Mutex<(Vec<Workspace>, Instant)>,
     workers: usize,
     /// Hashes waiting for a permit.
     waiting: AtomicUsize,
@@ -83,8 +84,8 @@ pub struct Verified {
 impl PasswordHasher {
     pub fn new(workers: usize) -> Self {
         let argon = engine();
-        let dummy_hash =
-            argon.hasher().hash_password_with_random_salt(b"warden-dummy-password").expect("hash the dummy password");
+        let dummy_hash = argon::hash_in(&mut Workspace::new(), &argon, b"warden-dummy-password", &mut || {})
+            .expect("hash the dummy password");
         let memory = Mutex::new((Vec::new(), Instant::now()));
         let workers = workers.max(1);
         let waiting = AtomicUsize::new(0);
@@ -104,15 +105,14 @@ impl PasswordHasher {
         check_length(password)?;
         let password = password.clone();
         self.run(move |inner| {
-            let mut hasher = inner.take_memory();
-            // A pooled hasher may still hold a weaker stored hash's parameters.
-            hasher.set_argon2(inner.argon);
-            let phc = hasher.hash_password_with_random_salt(password.expose().as_bytes());
-            inner.give_back(hasher);
+            let mut memory = inner.take_memory();
+            let phc =
+                argon::hash_in(&mut memory, &inner.argon, password.expose().as_bytes(), &mut hash_pool::between_slices);
+            inner.give_back(memory);
             phc
         })
         .await?
-        .map_err(|e| Error::internal(anyhow::anyhow!("argon2: {e:?}")))
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("argon2 could not hash the password")))
     }
 
     /// Verifies against `stored`, or against the dummy hash when there is no user.
@@ -163,30 +163,30 @@ impl Inner {
     /// Verifies like `Argon2::verify_password`, in pooled working memory; a constant-time
     /// comparison decides.
     fn verify_pooled(&self, password: &[u8], hash: &PasswordHash) -> bool {
-        let mut hasher = self.take_memory();
-        let matches = argon::verify_in(&mut hasher, password, hash);
-        self.give_back(hasher);
+        let mut memory = self.take_memory();
+        let matches = argon::verify_in(&mut memory, password, hash, &mut hash_pool::between_slices);
+        self.give_back(memory);
         matches
     }
 
     // Both only try the lock: hashing threads at idle priority take it too, and one that the
     // kernel preempts while holding it may not run again for seconds on busy cores; a rescue
     // worker must never wait for it. On contention an arena is allocated, or freed.
-    fn take_memory(&self) -> argon2_rust::Hasher {
+    fn take_memory(&self) -> Workspace {
         let kept = self.memory.try_lock().ok().and_then(|mut pool| {
             pool.1 = Instant::now();
             pool.0.pop()
         });
-        kept.unwrap_or_else(|| self.argon.hasher())
+        kept.unwrap_or_default()
     }
 
-    fn give_back(&self, hasher: argon2_rust::Hasher) {
-        // An arena that a stronger stored hash grew is freed, not kept.
-        if hasher.reserved_blocks() <= MEMORY_KIB as usize
+    fn give_back(&self, memory: Workspace) {
+        // An arena that a stronger stored hash grew is freed, not kept (a block is 1 KiB).
+        if memory.capacity() <= MEMORY_KIB as usize
             && let Ok(mut pool) = self.memory.try_lock()
             && pool.0.len() < self.pool.capacity()
         {
-            pool.0.push(hasher);
+            pool.0.push(memory);
         }
     }
 }
