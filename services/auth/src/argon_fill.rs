@@ -7,7 +7,7 @@
 //! load balancing, a tick later (BENCHMARKS.md, session 8). A hash that gives up its core for a
 //! moment between slices, when other work crowds the cores (`hash_crowding.rs`), lets the
 //! kernel move that thread at once. In the embedded login flood the protected p99 then rose
-//! 1.5-1.8x instead of 2.5-3.1x (paired runs, BENCHMARKS.md, session 13).
+//! 1.0-1.9x instead of 2.5-8.8x (six paired runs, BENCHMARKS.md, session 13).
 //!
 //! argon2-rust computes a whole hash in one call; its `internal-api` feature exposes the steps
 //! (initial hash, first blocks, one segment, finalize) that its own `Hasher` runs, and this

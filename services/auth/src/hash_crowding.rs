@@ -17,9 +17,10 @@
 //! While crowded, a hash also rests for [`SLICE_REST`] between its slices (`argon_fill.rs`):
 //! its core is then idle for a moment, and the kernel pulls over a request thread that waits
 //! on the other core instead of leaving it there until the next load balancing. In the
-//! embedded login flood the protected p99 rose 1.5-1.8x with the rests and 2.5-3.1x without,
-//! for a quarter fewer logins (paired runs, BENCHMARKS.md, session 13). Always resting cost a
-//! login-only load a third of its logins, so a hash with the cores to itself never rests.
+//! embedded login flood the protected p99 rose 1.0-1.9x with the rests and 2.5-8.8x without,
+//! for a quarter to a half fewer logins during the flood (six paired runs, BENCHMARKS.md,
+//! session 13). Always resting cost a login-only load a third of its logins, so a hash with
+//! the cores to itself never rests.
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -37,7 +38,8 @@ const NEWEST_WEIGHT: f64 = 0.2;
 const MIN_WALL: Duration = Duration::from_millis(2);
 
 /// A crowded hash's rest between slices. In paired runs (session 13) 5 µs helped less than
-/// 50, 50 less than 150 in split mode's flood, and 400 cost a quarter of the flood's logins.
+/// 50 in embedded mode, 50 less than 150 in split mode's flood, and 400 helped no more than
+/// 150 for a fifth fewer logins during the flood.
 const SLICE_REST: Duration = Duration::from_micros(150);
 
 /// How often a worker kept waiting looks again.
