@@ -66,15 +66,8 @@ const READY: Duration = Duration::from_secs(60);
 /// request threads would mostly wake and steal from each other. Auth too: its hashing
 /// threads are its own, and on one request thread it spent 30-56 % less CPU per bearer
 /// request and per refresh (BENCHMARKS.md, session 12). `--warden-env WARDEN_WORKER_THREADS=N`
-/// overrides it for all.
+/// overrides it for all (`base_env` has already put it in).
 const SPLIT_WORKER_THREADS: &str = "1";
-
-fn worker_threads(setup: &Setup, env: &mut BTreeMap<String, String>) {
-    const NAME: &str = "WARDEN_WORKER_THREADS";
-    if !setup.extra_env.iter().any(|(k, _)| k == NAME) {
-        env.insert(NAME.into(), SPLIT_WORKER_THREADS.into());
-    }
-}
 
 /// One process of the fleet: what it runs and where it listens.
 #[derive(Clone, Debug)]
@@ -226,7 +219,7 @@ impl Fleet {
         let status = migrate.wait_exit(READY).await?;
         anyhow::ensure!(status.success(), "warden migrate failed:\n{}", migrate.tail());
 
-        worker_threads(setup, &mut env);
+        env.entry("WARDEN_WORKER_THREADS".into()).or_insert_with(|| SPLIT_WORKER_THREADS.into());
         let mut launches = Vec::new();
         for (service, ports) in &ports {
             for (i, port) in ports.iter().enumerate() {
