@@ -8,8 +8,9 @@
 //! version, parameters, salt), as it did for every hash already stored; the tests check that
 //! each crate verifies the other's hashes.
 use crate::argon_fill;
+use crate::hash_memory::HashMemory;
 use argon2::password_hash::phc::PasswordHash;
-use argon2_rust::__internal::{Workspace, encode_string_alloc};
+use argon2_rust::__internal::encode_string_alloc;
 use argon2_rust::params::{Memory, TagLen};
 use argon2_rust::{Algorithm, Argon2, Params, RANDOM_SALT_LEN, Version};
 
@@ -46,10 +47,10 @@ pub(crate) fn of_stored(hash: &PasswordHash) -> Option<Argon2> {
     Some(Argon2::new(algorithm, version, params))
 }
 
-/// Recomputes `hash`'s tag for `password` in an arena from `workspace` and compares in
+/// Recomputes `hash`'s tag for `password` in an arena from `memory` and compares in
 /// constant time; `between_slices` runs between the computation's slices.
 pub(crate) fn verify_in(
-    workspace: &mut Workspace,
+    memory: &mut HashMemory,
     password: &[u8],
     hash: &PasswordHash,
     between_slices: &mut dyn FnMut(),
@@ -58,21 +59,21 @@ pub(crate) fn verify_in(
         return false;
     };
     let mut out = vec![0u8; expected.len()];
-    let computed = argon_fill::hash_into(workspace, &argon, password, salt.as_ref(), &mut out, between_slices);
+    let computed = argon_fill::hash_into(memory, &argon, password, salt.as_ref(), &mut out, between_slices);
     computed && bool::from(subtle::ConstantTimeEq::ct_eq(out.as_slice(), expected.as_bytes()))
 }
 
 /// Hashes `password` with `argon` and a fresh random salt into a PHC string, in an arena from
-/// `workspace`; `between_slices` runs between the computation's slices.
+/// `memory`; `between_slices` runs between the computation's slices.
 pub(crate) fn hash_in(
-    workspace: &mut Workspace,
+    memory: &mut HashMemory,
     argon: &Argon2,
     password: &[u8],
     between_slices: &mut dyn FnMut(),
 ) -> Option<String> {
     let salt = warden_common::secret::random_bytes::<RANDOM_SALT_LEN>();
     let mut tag = vec![0u8; argon.params().tag_len_bytes()];
-    if !argon_fill::hash_into(workspace, argon, password, &salt, &mut tag, between_slices) {
+    if !argon_fill::hash_into(memory, argon, password, &salt, &mut tag, between_slices) {
         return None;
     }
     encode_string_alloc(argon.algorithm(), argon.version(), argon.params(), &salt, &tag).ok()
@@ -89,41 +90,41 @@ mod tests {
 
     #[test]
     fn verifies_what_rustcrypto_hashed_in_every_variant() {
-        let mut workspace = Workspace::new();
+        let mut memory = HashMemory::new();
         for algorithm in [argon2::Algorithm::Argon2d, argon2::Algorithm::Argon2i, argon2::Algorithm::Argon2id] {
             for version in [argon2::Version::V0x10, argon2::Version::V0x13] {
                 let phc = small(algorithm, version).hash_password(b"correct horse").unwrap().to_string();
                 let parsed = PasswordHash::new(&phc).unwrap();
-                assert!(verify_in(&mut workspace, b"correct horse", &parsed, &mut || {}), "{phc}");
-                assert!(!verify_in(&mut workspace, b"correct horsf", &parsed, &mut || {}), "{phc}");
+                assert!(verify_in(&mut memory, b"correct horse", &parsed, &mut || {}), "{phc}");
+                assert!(!verify_in(&mut memory, b"correct horsf", &parsed, &mut || {}), "{phc}");
             }
         }
     }
 
     #[test]
     fn rustcrypto_verifies_what_the_engine_hashed() {
-        let mut workspace = Workspace::new();
-        let phc = hash_in(&mut workspace, &current(256, 2, 1), b"battery staple", &mut || {}).unwrap();
+        let mut memory = HashMemory::new();
+        let phc = hash_in(&mut memory, &current(256, 2, 1), b"battery staple", &mut || {}).unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=256,t=2,p=1$"), "{phc}");
         let parsed = PasswordHash::new(&phc).unwrap();
         let rustcrypto = argon2::Argon2::default();
         assert!(rustcrypto.verify_password(b"battery staple", &parsed).is_ok());
         assert!(rustcrypto.verify_password(b"battery stapler", &parsed).is_err());
-        assert!(verify_in(&mut workspace, b"battery staple", &parsed, &mut || {}));
+        assert!(verify_in(&mut memory, b"battery staple", &parsed, &mut || {}));
         // A fresh salt each time.
-        assert_ne!(phc, hash_in(&mut workspace, &current(256, 2, 1), b"battery staple", &mut || {}).unwrap());
+        assert_ne!(phc, hash_in(&mut memory, &current(256, 2, 1), b"battery staple", &mut || {}).unwrap());
     }
 
     #[test]
     fn a_hash_it_cannot_reproduce_never_matches() {
-        let mut workspace = Workspace::new();
+        let mut memory = HashMemory::new();
         // Parseable, but a 2-byte tag is below Argon2's minimum of 4.
         let phc = "$argon2id$v=19$m=64,t=1,p=1$c29tZXNhbHQ$AAA";
         if let Ok(parsed) = PasswordHash::new(phc) {
-            assert!(!verify_in(&mut workspace, b"", &parsed, &mut || {}));
+            assert!(!verify_in(&mut memory, b"", &parsed, &mut || {}));
         }
         // No salt at all.
         let parsed = PasswordHash::new("$argon2id$v=19$m=64,t=1,p=1").unwrap();
-        assert!(!verify_in(&mut workspace, b"", &parsed, &mut || {}));
+        assert!(!verify_in(&mut memory, b"", &parsed, &mut || {}));
     }
 }

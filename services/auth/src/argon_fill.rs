@@ -13,9 +13,9 @@
 //! (initial hash, first blocks, one segment, finalize) that its own `Hasher` runs, and this
 //! module runs the same steps in the same order, with `between_slices` after each slice but
 //! the last. The tests check every variant against the crate's `Hasher` and RustCrypto.
+use crate::hash_memory::HashMemory;
 use argon2_rust::__internal::{
-    Instance, Position, Workspace, backend, clear_internal_memory, fill_first_blocks, fill_segment_fn, finalize,
-    initial_hash,
+    Instance, Position, backend, clear_internal_memory, fill_first_blocks, fill_segment_fn, finalize, initial_hash,
 };
 use argon2_rust::Argon2;
 
@@ -24,10 +24,10 @@ use argon2_rust::Argon2;
 const SLICES_PER_PASS: u32 = 4;
 
 /// Computes `argon`'s tag of `password` and `salt` into `out` (as long as `argon`'s tag) in an
-/// arena borrowed from `workspace`, calling `between_slices` between slices. False if `argon`
-/// rejects the inputs or the arena cannot be allocated.
+/// arena from `memory`, calling `between_slices` between slices. False if `argon` rejects the
+/// inputs or the arena cannot be allocated.
 pub(crate) fn hash_into(
-    workspace: &mut Workspace,
+    memory: &mut HashMemory,
     argon: &Argon2,
     password: &[u8],
     salt: &[u8],
@@ -39,8 +39,8 @@ pub(crate) fn hash_into(
         return false;
     }
     let (memory_blocks, _, lane_length) = params.memory_layout();
-    // The guard hands the arena back on every path; the workspace wipes it then.
-    let Ok(mut arena) = workspace.acquire(memory_blocks as usize) else { return false };
+    // `memory` keeps the arena, and wipes it before its thread waits (`hash_memory.rs`).
+    let Some(arena) = memory.arena(memory_blocks as usize) else { return false };
     if arena.len() != memory_blocks as usize {
         return false;
     }
@@ -52,9 +52,9 @@ pub(crate) fn hash_into(
     }
     // SAFETY: `Instance::new` wants memory valid for reads and writes of `memory_len` blocks,
     // 64-byte aligned, outliving the instance, and `memory_len == params.memory_blocks()`.
-    // The arena is a `Workspace` arena (initialised, `ARENA_ALIGN`-aligned blocks: the
-    // crate's `Arena` invariant), its length was checked against the layout just above, it is
-    // borrowed mutably by the guard for this whole function, and `instance` does not leave it.
+    // The arena is the crate's `Arena` (initialised, `ARENA_ALIGN`-aligned blocks: its
+    // invariant), its length was checked against the layout just above, it is borrowed
+    // mutably from `memory` for this whole function, and `instance` does not leave it.
     #[allow(unsafe_code)]
     let instance = unsafe { Instance::new(arena.as_mut_ptr(), arena.len(), algorithm, version, params) };
     let fill = fill_segment_fn(backend());
@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn computes_the_same_tags_as_the_crates_own_hasher_in_every_variant() {
-        let mut workspace = Workspace::new();
+        let mut memory = HashMemory::new();
         for algorithm in [Algorithm::Argon2d, Algorithm::Argon2i, Algorithm::Argon2id] {
             for version in [Version::V0x10, Version::V0x13] {
                 for (kib, passes, lanes) in [(64, 1, 1), (256, 3, 1), (512, 2, 4)] {
@@ -106,7 +106,7 @@ mod tests {
                     let mut sliced = [0u8; 32];
                     let mut pauses = 0;
                     let done =
-                        hash_into(&mut workspace, &argon, b"password", b"somesalt", &mut sliced, &mut || pauses += 1);
+                        hash_into(&mut memory, &argon, b"password", b"somesalt", &mut sliced, &mut || pauses += 1);
                     assert!(done);
                     assert_eq!(pauses, passes * SLICES_PER_PASS - 1);
                     let mut whole = [0u8; 32];
@@ -128,7 +128,7 @@ mod tests {
         let argon = crate::argon::of_stored(&parsed).unwrap();
         let mut out = vec![0u8; expected.len()];
         assert!(hash_into(
-            &mut Workspace::new(),
+            &mut HashMemory::new(),
             &argon,
             b"correct horse",
             parsed.salt.unwrap().as_ref(),
@@ -142,10 +142,10 @@ mod tests {
     #[test]
     fn refuses_inputs_argon2_forbids_and_a_wrong_tag_length() {
         let argon = engine(Algorithm::Argon2id, Version::V0x13, 64, 1, 1, 32);
-        let mut workspace = Workspace::new();
+        let mut memory = HashMemory::new();
         // A salt below Argon2's minimum of 8 bytes.
-        assert!(!hash_into(&mut workspace, &argon, b"pw", b"short", &mut [0u8; 32], &mut || {}));
+        assert!(!hash_into(&mut memory, &argon, b"pw", b"short", &mut [0u8; 32], &mut || {}));
         // An output buffer that is not the configured tag length.
-        assert!(!hash_into(&mut workspace, &argon, b"pw", b"somesalt", &mut [0u8; 16], &mut || {}));
+        assert!(!hash_into(&mut memory, &argon, b"pw", b"somesalt", &mut [0u8; 16], &mut || {}));
     }
 }

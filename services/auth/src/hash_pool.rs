@@ -27,9 +27,10 @@
 //! admitted at a time held logins to about three a second per process, some logins took
 //! 3.5 s, and one passed the 5 s call deadline.)
 use crate::hash_crowding::Crowding;
+use crate::hash_memory::{free_thread_memory, wipe_thread_memory};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 /// A job as the threads see it: runs the hash unless the answer is already given or no
@@ -44,6 +45,10 @@ const RESCUE_NICE: i32 = 10;
 
 /// The rescue workers' names start with this.
 const RESCUE_THREAD: &str = "warden-hash-rescue";
+
+/// How long an idle-priority worker waits for work before it frees its Argon2 memory (a
+/// rescue worker frees it whenever it waits).
+const MEMORY_IDLE: Duration = Duration::from_secs(10);
 
 thread_local! {
     /// On an idle-priority worker, its pool's crowding; `None` on every other thread.
@@ -143,7 +148,7 @@ impl HashPool {
             spawn(format!("warden-hash-{n}"), move || {
                 idle_priority();
                 CROWDING.set(Some(crowding.clone()));
-                serve(&queue, |slot| {
+                serve(&queue, wipe_thread_memory, |slot| {
                     let started = crowding.enter();
                     let ran = slot.run_idle();
                     crowding.leave(started);
@@ -166,7 +171,7 @@ impl HashPool {
             let rescued = rescued.clone();
             spawn(format!("{RESCUE_THREAD}-{n}"), move || {
                 rescue_priority();
-                serve(&rescued, |slot| {
+                serve(&rescued, free_thread_memory, |slot| {
                     if (slot.job)() {
                         metrics::counter!("warden_password_hash_rescued_total").increment(1);
                     }
@@ -212,14 +217,35 @@ impl HashPool {
     }
 }
 
-/// Takes slots from a queue its workers share until the pool is dropped.
-fn serve(queue: &Mutex<mpsc::Receiver<Arc<Slot>>>, each: impl Fn(Arc<Slot>)) {
+/// Takes slots from a queue its workers share until the pool is dropped. A job already
+/// waiting runs at once, in the memory the last hash left (`hash_memory.rs`); before a worker
+/// waits for one it runs `before_waiting` (wipes or frees that memory), and it frees the memory
+/// after `MEMORY_IDLE` without work.
+fn serve(queue: &Mutex<mpsc::Receiver<Arc<Slot>>>, before_waiting: fn(), each: impl Fn(Arc<Slot>)) {
     loop {
-        let next = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
-        match next {
-            Ok(slot) => each(slot),
-            Err(_) => return,
-        }
+        // Only tried: while another worker holds the queue, it waits there, so it is empty.
+        let ready = match queue.try_lock() {
+            Ok(receiver) => receiver.try_recv(),
+            Err(_) => Err(mpsc::TryRecvError::Empty),
+        };
+        let slot = match ready {
+            Ok(slot) => slot,
+            Err(mpsc::TryRecvError::Disconnected) => return,
+            Err(mpsc::TryRecvError::Empty) => {
+                before_waiting();
+                let receiver = queue.lock().unwrap_or_else(PoisonError::into_inner);
+                match receiver.recv_timeout(MEMORY_IDLE) {
+                    Ok(slot) => slot,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        drop(receiver);
+                        free_thread_memory();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            }
+        };
+        each(slot);
     }
 }
 
@@ -400,5 +426,73 @@ mod tests {
         let pool = HashPool::new(1);
         assert!(pool.run(|| -> u8 { panic!("argon2 failed") }).await.is_none());
         assert_eq!(pool.run(|| 7).await, Some(7));
+    }
+
+    /// Writes into the first 64 blocks of this thread's Argon2 memory after reading whether
+    /// they were all zero.
+    fn dirty_thread_memory() -> bool {
+        use argon2_rust::__internal::Block;
+        crate::hash_memory::with_thread_memory(|memory| {
+            let arena = memory.arena(64).expect("an arena");
+            let zero = arena.as_slice().iter().all(|block| *block == Block::ZERO);
+            arena.as_mut_slice().iter_mut().for_each(|block| *block = Block([u64::MAX; 128]));
+            zero
+        })
+    }
+
+    /// Times the worker below went to wait for work.
+    static WAITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    fn wipe_and_count() {
+        wipe_thread_memory();
+        WAITS.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn until_waits(n: usize) {
+        let started = Instant::now();
+        while WAITS.load(Ordering::SeqCst) < n {
+            assert!(started.elapsed() < PATIENCE, "the worker never waited");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_worker_wipes_its_memory_before_it_waits_not_between_queued_jobs() {
+        let (jobs, queue) = mpsc::channel::<Arc<Slot>>();
+        let worker = std::thread::spawn(move || {
+            serve(&Mutex::new(queue), wipe_and_count, |slot| {
+                slot.run_idle();
+            })
+        });
+        let (answer, answers) = mpsc::channel::<bool>();
+        // A job that reports whether it found the memory wiped, once `gate` (if any) opens.
+        let slot = |gate: Option<mpsc::Receiver<()>>| {
+            let (answer, gate) = (answer.clone(), Mutex::new(gate));
+            let job: Job = Box::new(move || {
+                if let Some(gate) = &*gate.lock().unwrap() {
+                    gate.recv().unwrap();
+                }
+                answer.send(dirty_thread_memory()).unwrap();
+                true
+            });
+            Arc::new(Slot { claimed: AtomicBool::new(false), job })
+        };
+        until_waits(1);
+        jobs.send(slot(None)).unwrap();
+        assert!(answers.recv().unwrap(), "a fresh arena is zero");
+        until_waits(2);
+        jobs.send(slot(None)).unwrap();
+        assert!(answers.recv().unwrap(), "wiped before the worker waited");
+        until_waits(3);
+        // The second job is queued while the first runs: it gets the memory as the first left it.
+        let (open, gate) = mpsc::channel();
+        jobs.send(slot(Some(gate))).unwrap();
+        jobs.send(slot(None)).unwrap();
+        open.send(()).unwrap();
+        assert!(answers.recv().unwrap());
+        assert!(!answers.recv().unwrap(), "not wiped between queued jobs");
+        until_waits(4);
+        drop(jobs);
+        worker.join().unwrap();
     }
 }

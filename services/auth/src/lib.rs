@@ -6,6 +6,7 @@ mod cache;
 mod entity;
 pub mod grpc;
 mod hash_crowding;
+mod hash_memory;
 mod hash_pool;
 mod mfa;
 mod migrations;

@@ -2,14 +2,12 @@
 //! idle-priority threads (`hash_pool.rs`) behind a bounded queue, so a login flood waits here
 //! instead of starving the async runtime and every other route.
 use crate::argon;
+use crate::hash_memory::{HashMemory, with_thread_memory};
 use crate::hash_pool::{self, HashPool};
 use argon2::Params;
 use argon2::password_hash::phc::PasswordHash;
-use argon2_rust::__internal::Workspace;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use warden_common::secret::Secret;
 use warden_common::{Error, ErrorCode, Result};
@@ -26,6 +24,33 @@ pub fn engine() -> argon2_rust::Argon2 {
     argon::current(MEMORY_KIB, ITERATIONS, PARALLELISM)
 }
 
+/// Warden's computation of a hash without its pool: argon2-rust's steps in one arena kept
+/// from hash to hash and wiped when dropped, as a hashing thread keeps it while hashes queue
+/// (`hash_memory.rs`). The benchmark measures it as an argon2 ceiling beside the crate's own
+/// `Hasher`, which wipes its arena after every hash and is slower for it.
+pub struct KeptArenaHasher {
+    argon: argon2_rust::Argon2,
+    memory: HashMemory,
+}
+
+impl KeptArenaHasher {
+    pub fn new() -> Self {
+        KeptArenaHasher { argon: engine(), memory: HashMemory::new() }
+    }
+
+    /// Writes the tag of `password` and `salt` (at least 8 bytes) into `out` (32 bytes);
+    /// false if Argon2 refuses the inputs.
+    pub fn hash_into(&mut self, password: &[u8], salt: &[u8], out: &mut [u8]) -> bool {
+        crate::argon_fill::hash_into(&mut self.memory, &self.argon, password, salt, out, &mut || {})
+    }
+}
+
+impl Default for KeptArenaHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     inner: Arc<Inner>,
@@ -36,10 +61,6 @@ struct Inner {
     permits: Semaphore,
     /// Verified against when the user does not exist, so that costs the same.
     dummy_hash: String,
-    /// Argon2 working memory (a 19 MiB arena per workspace), reused across hashes: a fresh one
-    /// costs its page faults and zeroing on every login. At most one kept per permit; dropped
-    /// when logins stop, so an idle process gives it back.
-    memory: Mutex<(Vec<Workspace>, Instant)>,
     workers: usize,
     /// Hashes waiting for a permit.
     waiting: AtomicUsize,
@@ -70,9 +91,6 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// Idle time after which pooled Argon2 memory is released.
-const MEMORY_IDLE: Duration = Duration::from_secs(10);
-
 /// Outcome of a verification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Verified {
@@ -84,19 +102,15 @@ pub struct Verified {
 impl PasswordHasher {
     pub fn new(workers: usize) -> Self {
         let argon = engine();
-        let dummy_hash = argon::hash_in(&mut Workspace::new(), &argon, b"warden-dummy-password", &mut || {})
+        let dummy_hash = argon::hash_in(&mut HashMemory::new(), &argon, b"warden-dummy-password", &mut || {})
             .expect("hash the dummy password");
-        let memory = Mutex::new((Vec::new(), Instant::now()));
         let workers = workers.max(1);
         let waiting = AtomicUsize::new(0);
         let pool = HashPool::new(workers);
         // One more than the idle-priority workers, so a rescue worker finds a job that they
         // left waiting (see `hash_pool.rs`).
         let permits = Semaphore::new(pool.capacity());
-        let inner = Arc::new(Inner { argon, permits, dummy_hash, memory, workers, waiting, pool });
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(release_idle_memory(Arc::downgrade(&inner)));
-        }
+        let inner = Arc::new(Inner { argon, permits, dummy_hash, workers, waiting, pool });
         PasswordHasher { inner }
     }
 
@@ -105,11 +119,9 @@ impl PasswordHasher {
         check_length(password)?;
         let password = password.clone();
         self.run(move |inner| {
-            let mut memory = inner.take_memory();
-            let phc =
-                argon::hash_in(&mut memory, &inner.argon, password.expose().as_bytes(), &mut hash_pool::between_slices);
-            inner.give_back(memory);
-            phc
+            with_thread_memory(|memory| {
+                argon::hash_in(memory, &inner.argon, password.expose().as_bytes(), &mut hash_pool::between_slices)
+            })
         })
         .await?
         .ok_or_else(|| Error::internal(anyhow::anyhow!("argon2 could not hash the password")))
@@ -127,7 +139,7 @@ impl PasswordHasher {
             };
             // An overlong password still costs one verify, so its answer is not faster.
             let input: &[u8] = if too_long { b"" } else { password.expose().as_bytes() };
-            let matches = inner.verify_pooled(input, &parsed) && user_exists && !too_long;
+            let matches = inner.verify_in_thread_memory(input, &parsed) && user_exists && !too_long;
             Verified { matches, needs_rehash: matches && weaker_than_current(&parsed) }
         })
         .await
@@ -160,47 +172,10 @@ impl PasswordHasher {
 }
 
 impl Inner {
-    /// Verifies like `Argon2::verify_password`, in pooled working memory; a constant-time
-    /// comparison decides.
-    fn verify_pooled(&self, password: &[u8], hash: &PasswordHash) -> bool {
-        let mut memory = self.take_memory();
-        let matches = argon::verify_in(&mut memory, password, hash, &mut hash_pool::between_slices);
-        self.give_back(memory);
-        matches
-    }
-
-    // Both only try the lock: hashing threads at idle priority take it too, and one that the
-    // kernel preempts while holding it may not run again for seconds on busy cores; a rescue
-    // worker must never wait for it. On contention an arena is allocated, or freed.
-    fn take_memory(&self) -> Workspace {
-        let kept = self.memory.try_lock().ok().and_then(|mut pool| {
-            pool.1 = Instant::now();
-            pool.0.pop()
-        });
-        kept.unwrap_or_default()
-    }
-
-    fn give_back(&self, memory: Workspace) {
-        // An arena that a stronger stored hash grew is freed, not kept (a block is 1 KiB).
-        if memory.capacity() <= MEMORY_KIB as usize
-            && let Ok(mut pool) = self.memory.try_lock()
-            && pool.0.len() < self.pool.capacity()
-        {
-            pool.0.push(memory);
-        }
-    }
-}
-
-async fn release_idle_memory(inner: std::sync::Weak<Inner>) {
-    loop {
-        tokio::time::sleep(MEMORY_IDLE).await;
-        let Some(inner) = inner.upgrade() else { return };
-        // Never wait for this lock on a request thread: an idle-priority hashing thread may
-        // hold it and not run again until the cores are free. Busy means in use anyway.
-        let Ok(mut pool) = inner.memory.try_lock() else { continue };
-        if pool.1.elapsed() >= MEMORY_IDLE {
-            pool.0.clear();
-        }
+    /// Verifies like `Argon2::verify_password`, in this hashing thread's memory; a
+    /// constant-time comparison decides.
+    fn verify_in_thread_memory(&self, password: &[u8], hash: &PasswordHash) -> bool {
+        with_thread_memory(|memory| argon::verify_in(memory, password, hash, &mut hash_pool::between_slices))
     }
 }
 

@@ -1,0 +1,127 @@
+//! A hashing thread's Argon2 memory: one 19 MiB arena, reused by the thread's hashes and
+//! wiped before the thread waits for work.
+//!
+//! Why not wipe after every hash, as argon2-rust's own `Hasher` does: in a login-saturated
+//! process the wipe was 4 % of all CPU (perf, BENCHMARKS.md, session 14), and a hash that
+//! follows at once overwrites every block of a same-sized arena in its first pass anyway
+//! (Argon2 writes each block of pass 0 before reading it). So a thread with the next hash
+//! already queued hands it the arena as the last hash left it; a thread that runs out of work
+//! wipes it before it waits (`hash_pool.rs`). A password's blocks thus outlive its hash only
+//! while the next hash of the same thread overwrites them, never while the thread is idle.
+//! An arena of another size, and one freed, is wiped on the way (the crate's `Arena` wipes
+//! on drop and on release unless known to be zero; handing out its pointer marks it dirty).
+use argon2_rust::__internal::{Arena, Workspace};
+use std::cell::RefCell;
+
+/// Arenas larger than Warden's own (a stronger stored hash grew one) are freed once used:
+/// a block is 1 KiB.
+const KEPT_BLOCKS: usize = crate::password::MEMORY_KIB as usize;
+
+thread_local! {
+    static MEMORY: RefCell<HashMemory> = RefCell::new(HashMemory::new());
+}
+
+/// Runs `f` with this thread's memory.
+pub(crate) fn with_thread_memory<T>(f: impl FnOnce(&mut HashMemory) -> T) -> T {
+    MEMORY.with_borrow_mut(f)
+}
+
+/// Wipes this thread's arena and keeps it, mapped and resident, for the next hash.
+pub(crate) fn wipe_thread_memory() {
+    MEMORY.with_borrow_mut(HashMemory::wipe);
+}
+
+/// Wipes and unmaps this thread's arena.
+pub(crate) fn free_thread_memory() {
+    MEMORY.with_borrow_mut(HashMemory::free);
+}
+
+pub(crate) struct HashMemory {
+    /// Where wiped arenas wait.
+    workspace: Workspace,
+    /// The arena the last hash used, not yet wiped.
+    used: Option<Arena>,
+}
+
+impl HashMemory {
+    pub(crate) fn new() -> Self {
+        HashMemory { workspace: Workspace::new(), used: None }
+    }
+
+    /// An arena of exactly `blocks` blocks: the last hash's when it has that size, else a
+    /// wiped one. None if it cannot be allocated.
+    pub(crate) fn arena(&mut self, blocks: usize) -> Option<&mut Arena> {
+        if self.used.as_ref().is_some_and(|arena| arena.len() != blocks) {
+            self.wipe();
+        }
+        if self.used.is_none() {
+            self.used = Some(self.workspace.acquire_owned(blocks).ok()?);
+        }
+        self.used.as_mut()
+    }
+
+    /// Wipes the last hash's arena and keeps it for the next one (unless it is larger than
+    /// Warden's own).
+    pub(crate) fn wipe(&mut self) {
+        if let Some(arena) = self.used.take() {
+            self.workspace.release(arena);
+        }
+        if self.workspace.capacity() > KEPT_BLOCKS {
+            self.workspace.clear();
+        }
+    }
+
+    /// Wipes and frees every arena.
+    pub(crate) fn free(&mut self) {
+        self.used = None;
+        self.workspace.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argon2_rust::__internal::Block;
+
+    fn write(arena: &mut Arena) {
+        arena.as_mut_slice().iter_mut().for_each(|block| *block = Block([u64::MAX; 128]));
+    }
+
+    fn is_zero(arena: &Arena) -> bool {
+        arena.as_slice().iter().all(|block| *block == Block::ZERO)
+    }
+
+    #[test]
+    fn the_next_hash_of_the_same_size_gets_the_arena_as_it_was_left() {
+        let mut memory = HashMemory::new();
+        write(memory.arena(64).unwrap());
+        let again = memory.arena(64).unwrap();
+        assert!(!is_zero(again), "not wiped between hashes that follow each other");
+    }
+
+    #[test]
+    fn an_arena_is_wiped_before_waiting_and_before_a_hash_of_another_size() {
+        let mut memory = HashMemory::new();
+        write(memory.arena(64).unwrap());
+        memory.wipe();
+        assert!(memory.used.is_none());
+        assert!(is_zero(memory.arena(64).unwrap()), "wiped before the thread waits");
+        write(memory.arena(64).unwrap());
+        let smaller = memory.arena(32).unwrap();
+        assert_eq!(smaller.len(), 32);
+        assert!(is_zero(smaller), "wiped before a hash of another size");
+        memory.free();
+        assert!(memory.used.is_none() && memory.workspace.capacity() == 0);
+    }
+
+    #[test]
+    fn an_arena_larger_than_wardens_is_not_kept() {
+        let mut memory = HashMemory::new();
+        write(memory.arena(KEPT_BLOCKS + 1).unwrap());
+        memory.wipe();
+        assert_eq!(memory.workspace.capacity(), 0);
+        write(memory.arena(KEPT_BLOCKS).unwrap());
+        memory.wipe();
+        assert_eq!(memory.workspace.capacity(), KEPT_BLOCKS);
+    }
+}
