@@ -1,39 +1,80 @@
-//! A hashing thread's Argon2 memory: one 19 MiB arena, reused by the thread's hashes and
-//! wiped before the thread waits for work.
+//! A hashing thread's Argon2 memory: a 19 MiB arena, reused by the thread's hashes as they
+//! follow each other and wiped before the thread waits for work.
 //!
 //! Why not wipe after every hash, as argon2-rust's own `Hasher` does: in a login-saturated
-//! process the wipe was 4 % of all CPU (perf, BENCHMARKS.md, session 14), and a hash that
-//! follows at once overwrites every block of a same-sized arena in its first pass anyway
-//! (Argon2 writes each block of pass 0 before reading it). So a thread with the next hash
-//! already queued hands it the arena as the last hash left it; a thread that runs out of work
-//! wipes it before it waits (`hash_pool.rs`). A password's blocks thus outlive its hash only
-//! while the next hash of the same thread overwrites them, never while the thread is idle.
-//! An arena of another size, and one freed, is wiped on the way (the crate's `Arena` wipes
-//! on drop and on release unless known to be zero; handing out its pointer marks it dirty).
+//! process the wipe was 4 % of all CPU (perf, BENCHMARKS.md, session 14), and more in cache
+//! misses, and a hash that follows at once overwrites every block of a same-sized arena in its
+//! first pass anyway (Argon2 writes each block of pass 0 before reading it). So a thread with
+//! the next hash already queued hands it the arena as the last hash left it; a thread that runs
+//! out of work wipes it before it waits (`hash_pool.rs`). A password's blocks thus outlive its
+//! hash only while the next hash of the same thread overwrites them, never while it is idle.
+//! An arena of another size, and one freed, is wiped on the way (the crate's `Arena` wipes on
+//! drop and on release unless known to be zero; handing out its pointer marks it dirty).
+//!
+//! A wiped arena goes back to a spare shared by the hashing threads, so logins one at a time
+//! use one arena whichever thread computes them, and an idle process holds at most that one.
 use argon2_rust::__internal::{Arena, Workspace};
 use std::cell::RefCell;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Arenas larger than Warden's own (a stronger stored hash grew one) are freed once used:
 /// a block is 1 KiB.
 const KEPT_BLOCKS: usize = crate::password::MEMORY_KIB as usize;
 
+/// Wiped arenas kept for the next hash: one per hashing thread is plenty.
+const SPARES_KEPT: usize = 4;
+
 thread_local! {
-    static MEMORY: RefCell<HashMemory> = RefCell::new(HashMemory::new());
+    /// This thread's memory while it hashes; None while it waits (the arena is then wiped and
+    /// spare).
+    static MEMORY: RefCell<Option<HashMemory>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` with this thread's memory.
+/// Wiped arenas (each parked in its workspace) that no thread holds, and when one was last
+/// taken or given back. Only ever tried, never waited for: an idle-priority thread that the
+/// kernel preempts while holding the lock may not run again for seconds on busy cores.
+static SPARES: Mutex<Spares> = Mutex::new(Spares { workspaces: Vec::new(), last_used: None });
+
+struct Spares {
+    workspaces: Vec<Workspace>,
+    last_used: Option<Instant>,
+}
+
+/// Runs `f` with this thread's memory: the arena its last hash left, else a spare one.
 pub(crate) fn with_thread_memory<T>(f: impl FnOnce(&mut HashMemory) -> T) -> T {
-    MEMORY.with_borrow_mut(f)
+    MEMORY.with_borrow_mut(|memory| f(memory.get_or_insert_with(take_spare)))
 }
 
-/// Wipes this thread's arena and keeps it, mapped and resident, for the next hash.
-pub(crate) fn wipe_thread_memory() {
-    MEMORY.with_borrow_mut(HashMemory::wipe);
+/// Wipes this thread's arena and gives it to the spares (on contention, or past
+/// `SPARES_KEPT`, it is freed).
+pub(crate) fn release_thread_memory() {
+    let Some(mut memory) = MEMORY.with_borrow_mut(Option::take) else { return };
+    memory.wipe();
+    if let Ok(mut spares) = SPARES.try_lock()
+        && spares.workspaces.len() < SPARES_KEPT
+        && memory.workspace.capacity() > 0
+    {
+        spares.workspaces.push(memory.workspace);
+        spares.last_used = Some(Instant::now());
+    }
 }
 
-/// Wipes and unmaps this thread's arena.
-pub(crate) fn free_thread_memory() {
-    MEMORY.with_borrow_mut(HashMemory::free);
+/// Frees the spare arenas if none was taken or given back for `idle`.
+pub(crate) fn free_idle_memory(idle: Duration) {
+    if let Ok(mut spares) = SPARES.try_lock()
+        && spares.last_used.is_none_or(|at| at.elapsed() >= idle)
+    {
+        spares.workspaces.clear();
+    }
+}
+
+fn take_spare() -> HashMemory {
+    let spare = SPARES.try_lock().ok().and_then(|mut spares| {
+        spares.last_used = Some(Instant::now());
+        spares.workspaces.pop()
+    });
+    HashMemory { workspace: spare.unwrap_or_default(), used: None }
 }
 
 pub(crate) struct HashMemory {
@@ -70,12 +111,6 @@ impl HashMemory {
             self.workspace.clear();
         }
     }
-
-    /// Wipes and frees every arena.
-    pub(crate) fn free(&mut self) {
-        self.used = None;
-        self.workspace.clear();
-    }
 }
 
 #[cfg(test)]
@@ -110,8 +145,6 @@ mod tests {
         let smaller = memory.arena(32).unwrap();
         assert_eq!(smaller.len(), 32);
         assert!(is_zero(smaller), "wiped before a hash of another size");
-        memory.free();
-        assert!(memory.used.is_none() && memory.workspace.capacity() == 0);
     }
 
     #[test]

@@ -27,11 +27,11 @@
 //! admitted at a time held logins to about three a second per process, some logins took
 //! 3.5 s, and one passed the 5 s call deadline.)
 use crate::hash_crowding::Crowding;
-use crate::hash_memory::{free_thread_memory, wipe_thread_memory};
+use crate::hash_memory::{free_idle_memory, release_thread_memory};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A job as the threads see it: runs the hash unless the answer is already given or no
 /// longer wanted, and delivers it if it is the first to finish; `true` when it delivered.
@@ -46,8 +46,7 @@ const RESCUE_NICE: i32 = 10;
 /// The rescue workers' names start with this.
 const RESCUE_THREAD: &str = "warden-hash-rescue";
 
-/// How long an idle-priority worker waits for work before it frees its Argon2 memory (a
-/// rescue worker frees it whenever it waits).
+/// How long the hashing threads' spare Argon2 memory stays unused before it is freed.
 const MEMORY_IDLE: Duration = Duration::from_secs(10);
 
 thread_local! {
@@ -148,7 +147,7 @@ impl HashPool {
             spawn(format!("warden-hash-{n}"), move || {
                 idle_priority();
                 CROWDING.set(Some(crowding.clone()));
-                serve(&queue, wipe_thread_memory, |slot| {
+                serve(&queue, release_thread_memory, |slot| {
                     let started = crowding.enter();
                     let ran = slot.run_idle();
                     crowding.leave(started);
@@ -171,7 +170,7 @@ impl HashPool {
             let rescued = rescued.clone();
             spawn(format!("{RESCUE_THREAD}-{n}"), move || {
                 rescue_priority();
-                serve(&rescued, free_thread_memory, |slot| {
+                serve(&rescued, release_thread_memory, |slot| {
                     if (slot.job)() {
                         metrics::counter!("warden_password_hash_rescued_total").increment(1);
                     }
@@ -219,8 +218,8 @@ impl HashPool {
 
 /// Takes slots from a queue its workers share until the pool is dropped. A job already
 /// waiting runs at once, in the memory the last hash left (`hash_memory.rs`); before a worker
-/// waits for one it runs `before_waiting` (wipes or frees that memory), and it frees the memory
-/// after `MEMORY_IDLE` without work.
+/// waits for one it runs `before_waiting` (which wipes that memory and makes it spare), and
+/// after waiting `MEMORY_IDLE` it frees the spare memory if no other thread used it meanwhile.
 fn serve(queue: &Mutex<mpsc::Receiver<Arc<Slot>>>, before_waiting: fn(), each: impl Fn(Arc<Slot>)) {
     loop {
         // Only tried: while another worker holds the queue, it waits there, so it is empty.
@@ -233,12 +232,14 @@ fn serve(queue: &Mutex<mpsc::Receiver<Arc<Slot>>>, before_waiting: fn(), each: i
             Err(mpsc::TryRecvError::Disconnected) => return,
             Err(mpsc::TryRecvError::Empty) => {
                 before_waiting();
+                // Waiting for the queue counts: the other worker may hold it, waiting too.
+                let since = Instant::now();
                 let receiver = queue.lock().unwrap_or_else(PoisonError::into_inner);
-                match receiver.recv_timeout(MEMORY_IDLE) {
+                match receiver.recv_timeout(MEMORY_IDLE.saturating_sub(since.elapsed())) {
                     Ok(slot) => slot,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         drop(receiver);
-                        free_thread_memory();
+                        free_idle_memory(MEMORY_IDLE);
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -288,7 +289,6 @@ fn rescue_priority() {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     fn current_thread_name() -> String {
         std::thread::current().name().unwrap_or_default().to_owned()
@@ -444,7 +444,7 @@ mod tests {
     static WAITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
     fn wipe_and_count() {
-        wipe_thread_memory();
+        release_thread_memory();
         WAITS.fetch_add(1, Ordering::SeqCst);
     }
 
