@@ -12,7 +12,8 @@
 //! drop and on release unless known to be zero; handing out its pointer marks it dirty).
 //!
 //! A wiped arena goes back to a spare shared by the hashing threads, so logins one at a time
-//! use one arena whichever thread computes them, and an idle process holds at most that one.
+//! use one arena whichever thread computes them; spares unused for 10 s are freed
+//! (`hash_pool.rs`).
 use argon2_rust::__internal::{Arena, Workspace};
 use std::cell::RefCell;
 use std::sync::Mutex;

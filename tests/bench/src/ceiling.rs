@@ -1,5 +1,5 @@
 //! Ceilings: what this machine can do at best, so every Warden figure can be read as a
-//! ratio. Argon2id verification with Warden's parameters on all cores (six ways, two crates),
+//! ratio. Argon2id verification with Warden's parameters on all cores (seven ways, two crates),
 //! and a bare axum server (its own process, started from this binary) answering a static
 //! body or verifying the same EdDSA token with jsonwebtoken, beside a bare tonic server in the
 //! same runtime answering unary health checks.
@@ -92,7 +92,7 @@ fn measured(name: impl Into<String>, threads: usize, run: impl FnOnce() -> (u64,
     rate(name.into(), threads, result, faults, cpu.other_cores)
 }
 
-/// Argon2id verifications per second on `threads` threads, six ways: RustCrypto's `argon2`
+/// Argon2id verifications per second on `threads` threads, seven ways: RustCrypto's `argon2`
 /// and `argon2-rust` (the engine of @node-rs/argon2, which Warden computes with).
 pub fn argon2_rates(threads: usize, duration: Duration) -> anyhow::Result<Vec<ArgonRate>> {
     let argon = argon();
