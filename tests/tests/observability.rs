@@ -111,12 +111,20 @@ async fn a_split_service_serves_per_rpc_metrics() {
     let refused = client.verify_token(pb::VerifyTokenRequest { token: "junk".into(), ..Default::default() }).await;
     let code = metrics::code_name(refused.expect_err("junk is no token").code());
 
-    let text = scrape(format!("http://{}/metrics", token.metrics_addr.expect("metrics listener"))).await;
     let ok = r#"warden_grpc_server_requests_total{service="warden.token.v1.TokenService",method="GetJwks",code="OK"}"#;
-    assert!(text.contains(ok), "{text}");
     let failed = format!(
         r#"warden_grpc_server_requests_total{{service="warden.token.v1.TokenService",method="VerifyToken",code="{code}"}}"#
     );
+    // Scraped until both counters show, for a few seconds at most: the CI run once read an
+    // empty page here while the machine was busy.
+    let url = format!("http://{}/metrics", token.metrics_addr.expect("metrics listener"));
+    let started = Instant::now();
+    let mut text = scrape(url.clone()).await;
+    while !(text.contains(ok) && text.contains(&failed)) && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text = scrape(url.clone()).await;
+    }
+    assert!(text.contains(ok), "{text}");
     assert!(text.contains(&failed), "{text}");
     assert!(text.contains(r#"warden_grpc_server_request_duration_seconds_bucket{service="warden.token.v1.TokenService",method="GetJwks",code="OK",le="0.005"}"#), "{text}");
     token.shutdown().await;

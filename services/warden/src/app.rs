@@ -227,6 +227,12 @@ impl Warden {
                  mutual TLS only; set WARDEN_TLS_CERT, WARDEN_TLS_KEY and WARDEN_TLS_CA"
             );
         }
+        // Installed before anything runs: a metric recorded before the recorder exists is lost
+        // for good (the metrics listener's task installs it too, but on a busy host only after
+        // the first RPCs were served).
+        if config.metrics_socket_addr()?.is_some() {
+            warden_common::metrics::recorder();
+        }
         let (local, gateway) = build(&config, role, &clock, tls.as_ref()).await?;
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
