@@ -118,6 +118,24 @@ mod tests {
     }
 
     #[test]
+    fn an_arena_left_dirty_by_the_last_hash_gives_the_same_tags() {
+        // Never wiped in between: every hash below reuses the arena as the one before left it.
+        let mut memory = HashMemory::new();
+        for algorithm in [Algorithm::Argon2d, Algorithm::Argon2i, Algorithm::Argon2id] {
+            for version in [Version::V0x10, Version::V0x13] {
+                let argon = engine(algorithm, version, 256, 3, 1, 32);
+                for password in [b"first password".as_slice(), b"second"] {
+                    let mut sliced = [0u8; 32];
+                    assert!(hash_into(&mut memory, &argon, password, b"somesalt", &mut sliced, &mut || {}));
+                    let mut whole = [0u8; 32];
+                    argon.hasher().hash_into(password, b"somesalt", &mut whole).unwrap();
+                    assert_eq!(sliced, whole, "{algorithm:?} {version:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn matches_rustcrypto_on_warden_parameters() {
         use argon2::password_hash::phc::PasswordHash;
         use argon2::{PasswordHasher as _, PasswordVerifier as _};
