@@ -115,15 +115,16 @@ impl HashMemory {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use argon2_rust::__internal::Block;
 
-    fn write(arena: &mut Arena) {
+    /// Overwrites every visible block, as a hash would.
+    pub(crate) fn write(arena: &mut Arena) {
         arena.as_mut_slice().iter_mut().for_each(|block| *block = Block([u64::MAX; 128]));
     }
 
-    fn is_zero(arena: &Arena) -> bool {
+    pub(crate) fn is_zero(arena: &Arena) -> bool {
         arena.as_slice().iter().all(|block| *block == Block::ZERO)
     }
 

@@ -431,11 +431,11 @@ mod tests {
     /// Writes into the first 64 blocks of this thread's Argon2 memory after reading whether
     /// they were all zero.
     fn dirty_thread_memory() -> bool {
-        use argon2_rust::__internal::Block;
+        use crate::hash_memory::tests::{is_zero, write};
         crate::hash_memory::with_thread_memory(|memory| {
             let arena = memory.arena(64).expect("an arena");
-            let zero = arena.as_slice().iter().all(|block| *block == Block::ZERO);
-            arena.as_mut_slice().iter_mut().for_each(|block| *block = Block([u64::MAX; 128]));
+            let zero = is_zero(arena);
+            write(arena);
             zero
         })
     }
