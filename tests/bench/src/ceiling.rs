@@ -146,8 +146,8 @@ pub fn argon2_rates(threads: usize, duration: Duration) -> anyhow::Result<Vec<Ar
 /// The fastest implementations found, on `threads` threads: `argon2-rust`'s hash in a
 /// reused arena that its `Hasher` wipes after every hash, and the same steps in an arena kept
 /// unwiped from hash to hash (as Warden's hashing threads keep it while hashes queue, which
-/// also keeps it in the cache). Measured with the other ceilings, and again next to the login
-/// phase (the host's speed drifts by a third between minutes).
+/// also keeps it in the cache). Measured with the other ceilings, and again in each round of
+/// the login judgement (`login_rounds.rs`: the host's speed drifts by a third within minutes).
 pub fn argon2_references(threads: usize, duration: Duration, salt: &[u8]) -> [ArgonRate; 2] {
     let fast = warden_auth::password::engine();
     let fill = argon2_rust::detected_backend();
@@ -169,25 +169,6 @@ pub fn argon2_references(threads: usize, duration: Duration, salt: &[u8]) -> [Ar
         })
     });
     [wiped, kept]
-}
-
-/// The faster of two rates.
-pub fn fastest(rates: [ArgonRate; 2]) -> ArgonRate {
-    let [a, b] = rates;
-    if b.per_second > a.per_second { b } else { a }
-}
-
-/// The mean of two measurements of one rate (before and after a phase).
-pub fn mean_rate(name: &str, a: &ArgonRate, b: &ArgonRate) -> ArgonRate {
-    let per_second = (a.per_second + b.per_second) / 2.0;
-    ArgonRate {
-        name: name.to_owned(),
-        threads: a.threads,
-        per_second,
-        ms_each: if per_second > 0.0 { 1000.0 * a.threads as f64 / per_second } else { 0.0 },
-        faults_each: (a.faults_each + b.faults_each) / 2.0,
-        other_cores: a.other_cores.max(b.other_cores),
-    }
 }
 
 fn warden_hasher_rate(threads: usize, duration: Duration, phc: &str) -> (u64, f64) {

@@ -5,7 +5,7 @@ use crate::process_args::{Defaults, ProcessArgs};
 use crate::report::{ModeReport, Report};
 use crate::scenarios::{self, Concurrency, Phase, Runner, ScenarioResult};
 use crate::seed::Population;
-use crate::{ceiling, fixtures, procs, redis_mem, relay};
+use crate::{ceiling, fixtures, login_rounds, procs, redis_mem, relay};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -135,6 +135,8 @@ struct Plan {
     duration: Duration,
     warmup: Duration,
     argon_duration: Duration,
+    /// Rounds of the login judgement, and the seconds of each login window and reference.
+    login_rounds: (usize, Duration),
     concurrency: Concurrency,
     session_logins: usize,
     cores: usize,
@@ -164,6 +166,8 @@ impl Plan {
             warmup: Duration::from_secs_f64(warmup),
             argon_duration: Duration::from_secs_f64(if args.smoke { 0.5 } else { duration.min(5.0) }),
             session_logins: if args.smoke { 3 } else { 50 },
+            // Four rounds: R L, L R, R L, L R.
+            login_rounds: if args.smoke { (2, Duration::from_millis(300)) } else { (4, Duration::from_secs(2)) },
             concurrency,
             cores,
             setup,
@@ -335,15 +339,6 @@ async fn run(plan: &Plan, client: tokio::runtime::Handle) -> anyhow::Result<Repo
     Ok(report)
 }
 
-/// The fastest argon2 reference, measured now (see [`ceiling::argon2_references`]).
-async fn argon2_reference(plan: &Plan) -> anyhow::Result<ceiling::ArgonRate> {
-    let (threads, duration) = (plan.cores, plan.argon_duration.min(Duration::from_secs(3)));
-    let rates =
-        tokio::task::spawn_blocking(move || ceiling::argon2_references(threads, duration, b"warden-bench-salt"))
-            .await?;
-    Ok(ceiling::fastest(rates))
-}
-
 async fn run_mode(
     plan: &Plan,
     client: &tokio::runtime::Handle,
@@ -364,22 +359,18 @@ async fn run_mode(
     }
     let runner = Runner::new(client.clone(), fleet.pids(), plan.warmup, plan.duration, fx.clone());
     let mut results: Vec<ScenarioResult> = Vec::new();
-    let mut login_reference = None;
+    let mut login_rounds = None;
     for spec in scenarios::specs(plan.concurrency).into_iter().filter(|s| plan.wanted(s.name)) {
-        let judged_by_argon2 = spec.name == scenarios::LOGIN && !plan.args.skip_ceilings;
-        let before = if judged_by_argon2 { Some(argon2_reference(plan).await?) } else { None };
         eprintln!("warden-bench: [{}] {}", short(fleet.mode), spec.name);
         let result = runner.scenario(spec).await?;
         fleet.check_alive()?;
         results.push(result);
-        if let Some(before) = before {
-            let after = argon2_reference(plan).await?;
-            let name = if before.name == after.name {
-                before.name.clone()
-            } else {
-                "the faster of argon2-rust's two references each time".into()
-            };
-            login_reference = Some(ceiling::mean_rate(&name, &before, &after));
+        if spec.name == scenarios::LOGIN && !plan.args.skip_ceilings {
+            let (rounds, window) = plan.login_rounds;
+            eprintln!("warden-bench: [{}] {rounds} login rounds next to the argon2 references", short(fleet.mode));
+            let warmup = plan.warmup.min(Duration::from_millis(500));
+            login_rounds = Some(login_rounds::judge(&runner, spec, rounds, warmup, window, plan.cores).await?);
+            fleet.check_alive()?;
         }
     }
     if plan.wanted(scenarios::FLOOD) {
@@ -408,7 +399,7 @@ async fn run_mode(
         scenarios: results,
         session_bytes,
         static_floor,
-        login_reference,
+        login_rounds,
     })
 }
 

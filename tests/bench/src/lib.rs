@@ -11,6 +11,7 @@ pub mod growth;
 pub mod h2;
 pub mod http;
 pub mod load;
+pub mod login_rounds;
 pub mod process_args;
 pub mod procs;
 pub mod redis_mem;

@@ -2,6 +2,7 @@
 use crate::ceiling::ArgonRate;
 use crate::fleet::Mode;
 use crate::growth::{self, GrowthReport};
+use crate::login_rounds::LoginRounds;
 use crate::redis_mem::SessionBytes;
 use crate::scenarios::{self as sc, Phase, ScenarioResult};
 use serde::Serialize;
@@ -19,9 +20,8 @@ pub struct ModeReport {
     pub session_bytes: Option<SessionBytes>,
     /// The bare static handler at bearer `/verify`'s half-peak rate (embedded mode).
     pub static_floor: Option<Phase>,
-    /// The fastest argon2 reference measured again just before and just after the login
-    /// phase (their mean): the login ratio is judged against it.
-    pub login_reference: Option<ArgonRate>,
+    /// Login windows alternating with the argon2 references: the login target is judged on them.
+    pub login_rounds: Option<LoginRounds>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -61,11 +61,16 @@ impl Report {
         self.argon2.iter().max_by(|a, b| a.per_second.total_cmp(&b.per_second))
     }
 
-    /// The argon2 rate logins in `mode` are judged against: the reference measured next to
-    /// the login phase, else the fastest of the run's ceilings.
-    fn login_reference(&self, mode: Mode) -> Option<f64> {
-        let next_to = self.modes.iter().find(|m| m.mode == mode).and_then(|m| m.login_reference.as_ref());
-        next_to.or(self.fastest_argon2()).map(|a| a.per_second)
+    /// Logins/s in `mode` and the argon2 rate they are judged against: the login rounds' means
+    /// (windows alternating with the references), else the saturation phase and the fastest of
+    /// the run's ceilings.
+    fn login_judgement(&self, mode: Mode) -> Option<(f64, f64)> {
+        let m = self.modes.iter().find(|m| m.mode == mode)?;
+        if let Some(r) = &m.login_rounds {
+            return Some((r.logins_per_second(), r.reference_per_second()));
+        }
+        let login = m.scenarios.iter().find(|s| s.name == sc::LOGIN)?;
+        Some((login.saturation.rps, self.fastest_argon2()?.per_second))
     }
 
     fn ceiling(&self, name: &str) -> Option<f64> {
@@ -88,7 +93,10 @@ impl Report {
         let rps = s.saturation.rps;
         let of = |c: Option<f64>| c.filter(|c| *c > 0.0).map(|c| format!("{:.2}", rps / c));
         match s.name {
-            sc::LOGIN => of(self.login_reference(mode)).map(|r| format!("{r} of argon2")),
+            sc::LOGIN => self
+                .login_judgement(mode)
+                .filter(|(_, reference)| *reference > 0.0)
+                .map(|(logins, reference)| format!("{:.2} of argon2", logins / reference)),
             // A unary RPC answered from memory: the bare tonic server bounds it.
             sc::GRPC_CHECK | sc::GRPC_AUTHORIZE => {
                 of(self.ceiling(sc::CEILING_GRPC)).map(|r| format!("{r} of bare tonic"))
@@ -220,15 +228,21 @@ impl Report {
                 self.ratio(m.mode, s)
             );
         }
-        if let Some(r) = &m.login_reference {
+        if let Some(r) = &m.login_rounds {
+            let list = |xs: &[f64]| xs.iter().map(|x| f0(*x)).collect::<Vec<_>>().join(", ");
             let _ = writeln!(
                 md,
-                "\nLogins are judged against {}: {}/s ({:.1} ms a hash on one core), measured on {} threads just \
-                 before and just after the login phase.",
-                r.name,
-                f1(r.per_second),
-                r.ms_each,
-                r.threads
+                "\nLogins are judged in {} rounds of {:.1} s, login windows alternating with the argon2 references \
+                 (R L, L R, ...; `login_rounds.rs`): logins {}/s (mean {}{}); {} on {} threads {}/s (mean {}).",
+                r.logins.len(),
+                r.window_s,
+                list(&r.logins),
+                f1(r.logins_per_second()),
+                if r.errors > 0 { format!(", {} failed", r.errors) } else { String::new() },
+                r.reference,
+                r.threads,
+                list(&r.references),
+                f1(r.reference_per_second()),
             );
         }
         md.push_str(
@@ -345,8 +359,7 @@ impl Report {
         };
         let fastest = self.fastest_argon2().map(|a| a.per_second);
         for mode in [Mode::Embedded, Mode::Split] {
-            if let (Some(s), Some(a)) = (self.scenario(mode, sc::LOGIN), self.login_reference(mode)) {
-                let r = s.saturation.rps;
+            if let Some((r, a)) = self.login_judgement(mode) {
                 // The run's fastest ceiling too, measured minutes away from the logins.
                 let away =
                     fastest.filter(|f| *f != a).map(|f| format!(" (0.9 × the ceilings' fastest: {:.1}/s)", 0.9 * f));
@@ -626,7 +639,7 @@ mod tests {
                 scenarios: vec![scenario(sc::LOGIN, 95.0, 30.0), me, scenario(sc::MIXED, 20_000.0, 5.0)],
                 session_bytes: None,
                 static_floor: Some(at_rate(1.25)),
-                login_reference: None,
+                login_rounds: None,
             }],
         };
         let verdict =
@@ -643,14 +656,19 @@ mod tests {
         assert!(md.contains("0.95 of argon2"), "{md}");
         assert!(md.contains("2.50 ms (bare static handler at 15500/s: 1.25 ms)"), "{md}");
 
-        // A reference measured next to the logins decides over the run's fastest ceiling.
+        // The login rounds decide over the saturation phase and the run's fastest ceiling.
         let mut report = report;
-        let next_to = ArgonRate { name: "next to the logins".into(), per_second: 120.0, ..report.argon2[0].clone() };
-        report.modes[0].login_reference = Some(next_to);
+        let reference = |per_second: f64| ArgonRate { name: "kept".into(), per_second, ..report.argon2[0].clone() };
+        let rounds = vec![[reference(110.0), reference(100.0)], [reference(130.0), reference(90.0)]];
+        report.modes[0].login_rounds =
+            Some(LoginRounds::from_rounds(vec![100.0, 90.0], rounds, std::time::Duration::from_secs(2)));
         let verdict = report.target_rows().into_iter().find(|r| r[0].starts_with("logins/s")).unwrap();
         assert_eq!(verdict[4], "MISSED");
+        assert_eq!(verdict[2], "95.0/s");
         assert!(verdict[3].contains("≥ 108.0/s (0.9 × the ceilings' fastest: 90.0/s)"), "{verdict:?}");
-        assert!(report.markdown().contains("0.79 of argon2"));
+        let md = report.markdown();
+        assert!(md.contains("0.79 of argon2"), "{md}");
+        assert!(md.contains("logins 100, 90/s (mean 95.0); kept on 2 threads 110, 130/s (mean 120.0)"), "{md}");
     }
 
     #[test]
@@ -668,7 +686,7 @@ mod tests {
             scenarios: vec![scenario(sc::BEARER_ME, 8_000.0, 5.0)],
             session_bytes: None,
             static_floor: None,
-            login_reference: None,
+            login_rounds: None,
         };
         let report = report(ceilings, vec![mode(Mode::Embedded), mode(Mode::Split)]);
         assert_eq!(

@@ -199,7 +199,17 @@ impl Runner {
 
     /// Runs one phase of one or more worker groups at once; CPU is read around the window.
     async fn phases(&self, groups: Vec<(Vec<AnyWorker>, Pace)>) -> Vec<(Vec<AnyWorker>, Phase)> {
-        let window = Window::after(self.warmup, self.duration);
+        self.phases_for(groups, self.warmup, self.duration).await
+    }
+
+    /// [`Runner::phases`] with a window of its own length.
+    async fn phases_for(
+        &self,
+        groups: Vec<(Vec<AnyWorker>, Pace)>,
+        warmup: Duration,
+        duration: Duration,
+    ) -> Vec<(Vec<AnyWorker>, Phase)> {
+        let window = Window::after(warmup, duration);
         let handles: Vec<_> = groups
             .into_iter()
             .map(|(workers, pace)| (pace, self.client.spawn(load::run(workers, pace, window))))
@@ -223,6 +233,21 @@ impl Runner {
 
     async fn phase(&self, workers: Vec<AnyWorker>, pace: Pace) -> (Vec<AnyWorker>, Phase) {
         self.phases(vec![(workers, pace)]).await.pop().expect("one group")
+    }
+
+    /// Opens `spec`'s connections, for windows run one at a time by [`Runner::closed_window`].
+    pub async fn open(&self, spec: Spec) -> anyhow::Result<Vec<AnyWorker>> {
+        self.workers(spec.load, spec.connections).await
+    }
+
+    /// One closed-loop window on connections already open: `warmup`, then `duration` measured.
+    pub async fn closed_window(
+        &self,
+        workers: Vec<AnyWorker>,
+        warmup: Duration,
+        duration: Duration,
+    ) -> (Vec<AnyWorker>, Phase) {
+        self.phases_for(vec![(workers, Pace::Closed)], warmup, duration).await.pop().expect("one group")
     }
 
     fn reset_peaks(&self) {

@@ -67,7 +67,9 @@ fn record(m: session::Model) -> SessionRecord {
 #[async_trait::async_trait]
 impl SessionStore for SqlStore {
     async fn create_session(&self, s: &SessionRecord) -> Result<()> {
-        session::ActiveModel {
+        // `Entity::insert`, not `ActiveModel::insert`: the latter reads the row back, which on
+        // SQLite is a second statement (and a second trip to its worker thread) per login.
+        let row = session::ActiveModel {
             id: Set(s.id),
             user_id: Set(s.user_id),
             refresh_hash: Set(s.refresh_hash.clone()),
@@ -77,9 +79,8 @@ impl SessionStore for SqlStore {
             last_refreshed_at: Set(s.last_refreshed_at),
             previous_hash: Set(s.previous_hash.clone()),
             rotated_at: Set(s.rotated_at),
-        }
-        .insert(&self.db)
-        .await?;
+        };
+        session::Entity::insert(row).exec_without_returning(&self.db).await?;
         Ok(())
     }
 
