@@ -32,8 +32,13 @@ fn mean(xs: &[f64]) -> f64 {
 impl LoginRounds {
     /// Pairs each round's logins with its two references, and keeps the reference that was
     /// faster over all the rounds (the faster one each round would favour whichever reference
-    /// was lucky in a round, a bias against the logins).
-    pub fn from_rounds(logins: Vec<f64>, references: Vec<[ArgonRate; 2]>, window: Duration) -> LoginRounds {
+    /// was lucky in a round, a bias against the logins). `errors`: logins that failed.
+    pub fn from_rounds(
+        logins: Vec<f64>,
+        references: Vec<[ArgonRate; 2]>,
+        window: Duration,
+        errors: u64,
+    ) -> LoginRounds {
         let total = |i: usize| references.iter().map(|r| r[i].per_second).sum::<f64>();
         let faster = usize::from(total(1) > total(0));
         let first = references.first().map(|r| &r[faster]);
@@ -43,7 +48,7 @@ impl LoginRounds {
             logins,
             references: references.iter().map(|r| r[faster].per_second).collect(),
             window_s: window.as_secs_f64(),
-            errors: 0,
+            errors,
         }
     }
 
@@ -82,7 +87,7 @@ pub async fn judge(
             references.push(reference(threads, window).await?);
         }
     }
-    Ok(LoginRounds { errors, ..LoginRounds::from_rounds(logins, references, window) })
+    Ok(LoginRounds::from_rounds(logins, references, window, errors))
 }
 
 async fn reference(threads: usize, window: Duration) -> anyhow::Result<[ArgonRate; 2]> {
@@ -105,7 +110,7 @@ mod tests {
             [rate("wiped", 310.0), rate("kept", 305.0)],
             [rate("wiped", 320.0), rate("kept", 315.0)],
         ];
-        let judged = LoginRounds::from_rounds(vec![270.0, 300.0, 330.0], rounds, Duration::from_secs(2));
+        let judged = LoginRounds::from_rounds(vec![270.0, 300.0, 330.0], rounds, Duration::from_secs(2), 0);
         assert_eq!(judged.reference, "kept");
         assert_eq!(judged.references, vec![400.0, 305.0, 315.0]);
         assert_eq!(judged.logins_per_second(), 300.0);
@@ -115,7 +120,7 @@ mod tests {
 
     #[test]
     fn no_rounds_measure_nothing() {
-        let judged = LoginRounds::from_rounds(Vec::new(), Vec::new(), Duration::from_secs(1));
+        let judged = LoginRounds::from_rounds(Vec::new(), Vec::new(), Duration::from_secs(1), 0);
         assert_eq!((judged.logins_per_second(), judged.reference_per_second()), (0.0, 0.0));
     }
 }

@@ -61,16 +61,16 @@ impl Report {
         self.argon2.iter().max_by(|a, b| a.per_second.total_cmp(&b.per_second))
     }
 
-    /// Logins/s in `mode` and the argon2 rate they are judged against: the login rounds' means
-    /// (windows alternating with the references), else the saturation phase and the fastest of
-    /// the run's ceilings.
-    fn login_judgement(&self, mode: Mode) -> Option<(f64, f64)> {
+    /// Logins/s in `mode`, the argon2 rate they are judged against, and whether the login
+    /// rounds measured both (their means: windows alternating with the references); else the
+    /// saturation phase and the fastest of the run's ceilings.
+    fn login_judgement(&self, mode: Mode) -> Option<(f64, f64, bool)> {
         let m = self.modes.iter().find(|m| m.mode == mode)?;
         if let Some(r) = &m.login_rounds {
-            return Some((r.logins_per_second(), r.reference_per_second()));
+            return Some((r.logins_per_second(), r.reference_per_second(), true));
         }
         let login = m.scenarios.iter().find(|s| s.name == sc::LOGIN)?;
-        Some((login.saturation.rps, self.fastest_argon2()?.per_second))
+        Some((login.saturation.rps, self.fastest_argon2()?.per_second, false))
     }
 
     fn ceiling(&self, name: &str) -> Option<f64> {
@@ -94,12 +94,11 @@ impl Report {
         let of = |c: Option<f64>| c.filter(|c| *c > 0.0).map(|c| format!("{:.2}", rps / c));
         match s.name {
             // Judged on the login rounds where they ran, not on this row's saturation phase.
-            sc::LOGIN => {
-                let rounds = self.modes.iter().any(|m| m.mode == mode && m.login_rounds.is_some());
-                self.login_judgement(mode).filter(|(_, reference)| *reference > 0.0).map(|(logins, reference)| {
+            sc::LOGIN => self.login_judgement(mode).filter(|(_, reference, _)| *reference > 0.0).map(
+                |(logins, reference, rounds)| {
                     format!("{:.2} of argon2{}", logins / reference, if rounds { " (in rounds)" } else { "" })
-                })
-            }
+                },
+            ),
             // A unary RPC answered from memory: the bare tonic server bounds it.
             sc::GRPC_CHECK | sc::GRPC_AUTHORIZE => {
                 of(self.ceiling(sc::CEILING_GRPC)).map(|r| format!("{r} of bare tonic"))
@@ -362,7 +361,7 @@ impl Report {
         };
         let fastest = self.fastest_argon2().map(|a| a.per_second);
         for mode in [Mode::Embedded, Mode::Split] {
-            if let Some((r, a)) = self.login_judgement(mode) {
+            if let Some((r, a, _)) = self.login_judgement(mode) {
                 // The run's fastest ceiling too, measured minutes away from the logins.
                 let away =
                     fastest.filter(|f| *f != a).map(|f| format!(" (0.9 × the ceilings' fastest: {:.1}/s)", 0.9 * f));
@@ -664,7 +663,7 @@ mod tests {
         let reference = |per_second: f64| ArgonRate { name: "kept".into(), per_second, ..report.argon2[0].clone() };
         let rounds = vec![[reference(110.0), reference(100.0)], [reference(130.0), reference(90.0)]];
         report.modes[0].login_rounds =
-            Some(LoginRounds::from_rounds(vec![100.0, 90.0], rounds, std::time::Duration::from_secs(2)));
+            Some(LoginRounds::from_rounds(vec![100.0, 90.0], rounds, std::time::Duration::from_secs(2), 0));
         let verdict = report.target_rows().into_iter().find(|r| r[0].starts_with("logins/s")).unwrap();
         assert_eq!(verdict[4], "MISSED");
         assert_eq!(verdict[2], "95.0/s");
