@@ -4,7 +4,7 @@ use crate::cache::{HOT_PATH_TTL, TtlCache};
 use crate::entity::{mfa_totp, user};
 use crate::password::{self, PasswordHasher};
 use crate::policy::PasswordPolicy;
-use crate::store::{LockoutPolicy, Rotation, SessionRecord, SessionStore};
+use crate::store::{LockoutPolicy, LoginUser, Rotation, SessionRecord, SessionStore};
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -128,7 +128,7 @@ impl AuthService {
     }
 
     /// The user of that name and whether a confirmed second factor guards them, in one query.
-    pub(crate) async fn find_login_user(&self, username: &str) -> Result<Option<(user::Model, bool)>> {
+    pub(crate) async fn find_login_user(&self, username: &str) -> Result<Option<LoginUser>> {
         // `all()`, not `one()`: the name is unique, and `one()`'s `LIMIT ?` costs SQLite a
         // fresh parse and plan per call (see `warden_common::db::unique`).
         let found = user::Entity::find()
@@ -136,7 +136,10 @@ impl AuthService {
             .find_also_related(mfa_totp::Entity)
             .all(&self.db)
             .await?;
-        Ok(found.into_iter().next().map(|(user, totp)| (user, totp.is_some_and(|t| t.confirmed))))
+        Ok(found
+            .into_iter()
+            .next()
+            .map(|(user, totp)| LoginUser { user, mfa_enabled: totp.is_some_and(|t| t.confirmed) }))
     }
 
     /// Creates a session and its first token pair.
@@ -312,15 +315,23 @@ impl AuthService {
         Self::validate_login_input(username, password)?;
         let key = username_key(username);
         let now = self.clock.unix();
-        let state = self.store.failure_state(&key, now).await?;
+        // One query where the store can read both (SQL); else the counter, and the account
+        // only if it is not locked.
+        let (state, found) = match self.store.failure_state_and_user(&key, now).await? {
+            Some((state, user)) => (state, Some(user)),
+            None => (self.store.failure_state(&key, now).await?, None),
+        };
         if state.locked_until > now {
             tracing::info!(target: "audit", event = "login_refused_locked", username_hash = %&sha256_hex(&key)[..16]);
             return Err(Error::new(ErrorCode::AccountLocked, "too many failed attempts; try again later")
                 .with_retry_after((state.locked_until - now) as u64));
         }
-        let user = self.find_login_user(username).await?;
-        let verified = self.hasher.verify(password, user.as_ref().map(|(u, _)| u.password_hash.clone())).await?;
-        let (user, mfa_enabled) = match user {
+        let user = match found {
+            Some(user) => user,
+            None => self.find_login_user(username).await?,
+        };
+        let verified = self.hasher.verify(password, user.as_ref().map(|u| u.user.password_hash.clone())).await?;
+        let LoginUser { user, mfa_enabled } = match user {
             Some(user) if verified.matches => user,
             _ => {
                 let state = self.store.record_failure(&key, self.clock.unix(), &self.settings.lockout).await?;

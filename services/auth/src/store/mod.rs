@@ -63,6 +63,14 @@ pub struct FailureState {
     pub locked_until: i64,
 }
 
+/// An account as a password login reads it: the user and whether a confirmed second factor
+/// follows the password.
+#[derive(Clone, Debug)]
+pub struct LoginUser {
+    pub(crate) user: crate::entity::user::Model,
+    pub(crate) mfa_enabled: bool,
+}
+
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     async fn create_session(&self, session: &SessionRecord) -> Result<()>;
@@ -85,6 +93,12 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn list_sessions(&self, user_id: Uuid, now: i64) -> Result<Vec<SessionRecord>>;
 
     async fn failure_state(&self, key: &str, now: i64) -> Result<FailureState>;
+    /// The failure state of `key` (a lowercased username) and the account of that name, read
+    /// in one query where both live in one database: a login's first query. `None` where
+    /// they do not (the counters in Redis); the caller then reads them one after the other.
+    async fn failure_state_and_user(&self, _key: &str, _now: i64) -> Result<Option<(FailureState, Option<LoginUser>)>> {
+        Ok(None)
+    }
     /// Atomically counts one failure and applies the lock `policy` decides on.
     async fn record_failure(&self, key: &str, now: i64, policy: &LockoutPolicy) -> Result<FailureState>;
     async fn clear_failures(&self, key: &str) -> Result<()>;
