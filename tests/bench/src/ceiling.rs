@@ -3,6 +3,7 @@
 //! and a bare axum server (its own process, started from this binary) answering a static
 //! body or verifying the same EdDSA token with jsonwebtoken, beside a bare tonic server in the
 //! same runtime answering unary health checks.
+use crate::floor::OneHash;
 use crate::procs;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher as _, PasswordVerifier as _, Version};
@@ -234,9 +235,13 @@ pub fn serve(args: ServerArgs) -> anyhow::Result<()> {
     validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
     validation.leeway = 10;
     let verifier = Arc::new(Verifier { key, validation });
+    // The embedded login floor's hasher, made on first use: its threads and arenas stay out
+    // of the other ceilings.
+    let hasher = Arc::new(tokio::sync::OnceCell::new());
     let app = Router::new()
         .route("/static", get(|| async { "ok" }))
-        .route("/verify", get(move |headers: HeaderMap| verify(verifier.clone(), headers)));
+        .route("/verify", get(move |headers: HeaderMap| verify(verifier.clone(), headers)))
+        .route("/hash", get(move || hash_once(hasher.clone())));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         if let Some(addr) = args.grpc_addr {
@@ -259,6 +264,13 @@ pub async fn serve_health(addr: SocketAddr) -> anyhow::Result<()> {
     let (_reporter, health) = tonic_health::server::health_reporter();
     tonic::transport::Server::builder().add_service(health).serve(addr).await?;
     Ok(())
+}
+
+/// One Warden hash, then the static body (`floor.rs`).
+async fn hash_once(hasher: Arc<tokio::sync::OnceCell<OneHash>>) -> Result<&'static str, StatusCode> {
+    let hasher = hasher.get_or_try_init(OneHash::new).await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    hasher.verify().await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    Ok("ok")
 }
 
 async fn verify(verifier: Arc<Verifier>, headers: HeaderMap) -> Result<String, StatusCode> {

@@ -359,7 +359,7 @@ async fn run_mode(
     }
     let runner = Runner::new(client.clone(), fleet.pids(), plan.warmup, plan.duration, fx.clone());
     let mut results: Vec<ScenarioResult> = Vec::new();
-    let mut login_rounds = None;
+    let (mut login_rounds, mut login_floor) = (None, None);
     for spec in scenarios::specs(plan.concurrency).into_iter().filter(|s| plan.wanted(s.name)) {
         eprintln!("warden-bench: [{}] {}", short(fleet.mode), spec.name);
         let result = runner.scenario(spec).await?;
@@ -371,6 +371,7 @@ async fn run_mode(
             let warmup = plan.warmup.min(Duration::from_millis(500));
             login_rounds = Some(login_rounds::judge(&runner, spec, rounds, warmup, window, plan.cores).await?);
             fleet.check_alive()?;
+            login_floor = Some(judge_login_floor(plan, client, &fx, fleet.mode, warmup).await?);
         }
     }
     if plan.wanted(scenarios::FLOOD) {
@@ -400,6 +401,7 @@ async fn run_mode(
         session_bytes,
         static_floor,
         login_rounds,
+        login_floor,
     })
 }
 
@@ -470,12 +472,41 @@ async fn relay_ceiling(
 ) -> anyhow::Result<ScenarioResult> {
     let spec = scenarios::relay_spec(plan.concurrency);
     eprintln!("warden-bench: [ceiling] {}", spec.name);
-    let fleet = relay::RelayFleet::start().await?;
+    let fleet = relay::RelayFleet::start(false).await?;
     let fx = fixtures::Fixture { ceiling_http: Some(fleet.addr), ..fx.clone() };
     let runner = Runner::new(client.clone(), fleet.pids(), plan.warmup, plan.duration, fx);
     let result = runner.scenario(spec).await;
     fleet.stop().await;
     result
+}
+
+/// The login floor of `mode`'s shape (`floor.rs`), judged in rounds as the logins are.
+async fn judge_login_floor(
+    plan: &Plan,
+    client: &tokio::runtime::Handle,
+    fx: &fixtures::Fixture,
+    mode: Mode,
+    warmup: Duration,
+) -> anyhow::Result<login_rounds::LoginRounds> {
+    let spec = scenarios::floor_spec(plan.concurrency, mode);
+    let (rounds, window) = plan.login_rounds;
+    eprintln!("warden-bench: [floor] {}: {rounds} rounds next to the argon2 references", spec.name);
+    match mode {
+        Mode::Embedded => {
+            let ceiling = CeilingServer::start(plan, client, fx).await?;
+            let judged = login_rounds::judge(&ceiling.runner, spec, rounds, warmup, window, plan.cores).await;
+            ceiling.stop().await;
+            judged
+        }
+        Mode::Split => {
+            let fleet = relay::RelayFleet::start(true).await?;
+            let fx = fixtures::Fixture { ceiling_http: Some(fleet.addr), ..fx.clone() };
+            let runner = Runner::new(client.clone(), fleet.pids(), plan.warmup, plan.duration, fx);
+            let judged = login_rounds::judge(&runner, spec, rounds, warmup, window, plan.cores).await;
+            fleet.stop().await;
+            judged
+        }
+    }
 }
 
 /// The floor under Warden's latency at a fixed rate: the bare static handler offered the

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod drill;
 pub mod fixtures;
 pub mod fleet;
+pub mod floor;
 pub mod growth;
 pub mod h2;
 pub mod http;

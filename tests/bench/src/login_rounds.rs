@@ -59,6 +59,12 @@ impl LoginRounds {
     pub fn reference_per_second(&self) -> f64 {
         mean(&self.references)
     }
+
+    /// Logins over the reference, both means; none without a reference.
+    pub fn ratio(&self) -> Option<f64> {
+        let reference = self.reference_per_second();
+        (reference > 0.0).then(|| self.logins_per_second() / reference)
+    }
 }
 
 /// Runs `rounds` login windows of `window` (after `warmup`) on `spec`'s connections, each next

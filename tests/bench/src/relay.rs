@@ -21,6 +21,9 @@ use tonic_health::pb::health_client::HealthClient;
 pub struct BackendArgs {
     #[arg(long)]
     pub addr: SocketAddr,
+    /// Hash once (Warden's hasher) before each answer: the split login floor (`floor.rs`).
+    #[arg(long)]
+    pub hash: bool,
 }
 
 /// Arguments of the `ceiling-relay` subcommand.
@@ -39,9 +42,13 @@ fn one_thread() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()
 }
 
-/// A gRPC server that answers health checks only.
+/// A gRPC server that answers health checks only (after a hash each, with `--hash`).
 pub fn serve_backend(args: BackendArgs) -> anyhow::Result<()> {
-    one_thread()?.block_on(crate::ceiling::serve_health(args.addr))
+    if args.hash {
+        one_thread()?.block_on(crate::floor::serve_hashing_health(args.addr))
+    } else {
+        one_thread()?.block_on(crate::ceiling::serve_health(args.addr))
+    }
 }
 
 /// The bare relay: every request waits for each backend's answer in turn.
@@ -79,13 +86,18 @@ pub struct RelayFleet {
 
 impl RelayFleet {
     /// Starts the three and waits until each listens; on failure, dropping them kills them.
-    pub async fn start() -> anyhow::Result<RelayFleet> {
+    /// With `first_hashes`, the first backend hashes once before each answer (`floor.rs`).
+    pub async fn start(first_hashes: bool) -> anyhow::Result<RelayFleet> {
         let exe = std::env::current_exe()?;
         let dir = std::env::temp_dir();
         let (first, second, addr) = (procs::free_addr()?, procs::free_addr()?, procs::free_addr()?);
         let (to, listens) = (format!("{first},{second}"), [first, second, addr].map(|a| a.to_string()));
+        let mut first_args = vec!["ceiling-backend", "--addr", &listens[0]];
+        if first_hashes {
+            first_args.push("--hash");
+        }
         let launches = [
-            ("bare-backend-1", first, vec!["ceiling-backend", "--addr", &listens[0]]),
+            ("bare-backend-1", first, first_args),
             ("bare-backend-2", second, vec!["ceiling-backend", "--addr", &listens[1]]),
             ("bare-relay", addr, vec!["ceiling-relay", "--addr", &listens[2], "--to", &to]),
         ];

@@ -22,6 +22,9 @@ pub struct ModeReport {
     pub static_floor: Option<Phase>,
     /// Login windows alternating with the argon2 references: the login target is judged on them.
     pub login_rounds: Option<LoginRounds>,
+    /// The same rounds for the mode's shape with one hash per request and nothing else
+    /// (`floor.rs`): the best ratio a login of that shape can reach here.
+    pub login_floor: Option<LoginRounds>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -65,7 +68,7 @@ impl Report {
     /// rounds measured both (their means: windows alternating with the references); else the
     /// saturation phase and the fastest of the run's ceilings.
     fn login_judgement(&self, mode: Mode) -> Option<(f64, f64, bool)> {
-        let m = self.modes.iter().find(|m| m.mode == mode)?;
+        let m = self.mode(mode)?;
         if let Some(r) = &m.login_rounds {
             return Some((r.logins_per_second(), r.reference_per_second(), true));
         }
@@ -79,7 +82,7 @@ impl Report {
 
     /// What the bare static handler's p99 was at a comparable fixed rate, for the half-peak rows.
     fn floor_note(&self, mode: Mode) -> String {
-        let floor = self.modes.iter().find(|m| m.mode == mode).and_then(|m| m.static_floor.as_ref());
+        let floor = self.mode(mode).and_then(|m| m.static_floor.as_ref());
         match floor {
             Some(f) => {
                 format!(" (bare static handler at {}/s: {:.2} ms)", f0(f.offered.unwrap_or(f.rps)), f.p99_ms)
@@ -230,8 +233,9 @@ impl Report {
                 self.ratio(m.mode, s)
             );
         }
+        let list = |xs: &[f64]| xs.iter().map(|x| f0(*x)).collect::<Vec<_>>().join(", ");
+        let failed = |r: &LoginRounds| if r.errors > 0 { format!(", {} failed", r.errors) } else { String::new() };
         if let Some(r) = &m.login_rounds {
-            let list = |xs: &[f64]| xs.iter().map(|x| f0(*x)).collect::<Vec<_>>().join(", ");
             let _ = writeln!(
                 md,
                 "\nLogins are judged in {} rounds of {:.1} s, login windows alternating with the argon2 references \
@@ -240,11 +244,25 @@ impl Report {
                 r.window_s,
                 list(&r.logins),
                 f1(r.logins_per_second()),
-                if r.errors > 0 { format!(", {} failed", r.errors) } else { String::new() },
+                failed(r),
                 r.reference,
                 r.threads,
                 list(&r.references),
                 f1(r.reference_per_second()),
+            );
+        }
+        if let Some(f) = &m.login_floor {
+            let _ = writeln!(
+                md,
+                "\nThe floor of this shape, in rounds the same way (`floor.rs`: {}): {}/s (mean {}{}) against \
+                 {}/s (mean {}), **{} of argon2**. A login of this shape does all of this and more.",
+                if m.mode == Mode::Embedded { sc::FLOOR_EMBEDDED } else { sc::FLOOR_SPLIT },
+                list(&f.logins),
+                f1(f.logins_per_second()),
+                failed(f),
+                list(&f.references),
+                f1(f.reference_per_second()),
+                f.ratio().map_or_else(|| "—".into(), |x| format!("{x:.2}")),
             );
         }
         md.push_str(
@@ -342,8 +360,12 @@ impl Report {
         md.push('\n');
     }
 
+    fn mode(&self, mode: Mode) -> Option<&ModeReport> {
+        self.modes.iter().find(|m| m.mode == mode)
+    }
+
     fn scenario(&self, mode: Mode, name: &str) -> Option<&ScenarioResult> {
-        self.modes.iter().find(|m| m.mode == mode)?.scenarios.iter().find(|s| s.name == name)
+        self.mode(mode)?.scenarios.iter().find(|s| s.name == name)
     }
 
     /// The issue's targets that this run measured.
@@ -365,10 +387,12 @@ impl Report {
                 // The run's fastest ceiling too, measured minutes away from the logins.
                 let away =
                     fastest.filter(|f| *f != a).map(|f| format!(" (0.9 × the ceilings' fastest: {:.1}/s)", 0.9 * f));
+                let floor = self.mode(mode).and_then(|m| m.login_floor.as_ref()).and_then(LoginRounds::ratio);
+                let floor = floor.map(|f| format!(" (the shape's floor: {f:.2} of argon2)"));
                 row(
                     "logins/s ≥ 0.9 × fastest argon2id verify/s",
                     mode,
-                    format!("{r:.1}/s"),
+                    format!("{r:.1}/s{}", floor.unwrap_or_default()),
                     format!("≥ {:.1}/s{}", 0.9 * a, away.unwrap_or_default()),
                     r >= 0.9 * a,
                 );
@@ -429,7 +453,7 @@ impl Report {
                 );
             }
         }
-        if let Some(m) = self.modes.iter().find(|m| m.mode == Mode::Embedded) {
+        if let Some(m) = self.mode(Mode::Embedded) {
             let idle = m.rss_idle_mib.iter().sum::<f64>();
             row("all-in-one RSS idle", Mode::Embedded, format!("{idle:.1} MiB"), "≤ 64 MiB".into(), idle <= 64.0);
             if let Some(s) = m.scenarios.iter().find(|s| s.name == sc::MIXED) {
@@ -642,6 +666,7 @@ mod tests {
                 session_bytes: None,
                 static_floor: Some(at_rate(1.25)),
                 login_rounds: None,
+                login_floor: None,
             }],
         };
         let verdict =
@@ -671,6 +696,18 @@ mod tests {
         let md = report.markdown();
         assert!(md.contains("| 0.79 of argon2 (in rounds) |"), "{md}");
         assert!(md.contains("logins 100, 90/s (mean 95.0); kept on 2 threads 110, 130/s (mean 120.0)"), "{md}");
+
+        // The shape's floor is shown beside the logins; the verdict stays the target's.
+        let rounds = vec![[reference(100.0), reference(120.0)], [reference(100.0), reference(120.0)]];
+        report.modes[0].login_floor =
+            Some(LoginRounds::from_rounds(vec![105.0, 111.0], rounds, std::time::Duration::from_secs(2), 0));
+        let verdict = report.target_rows().into_iter().find(|r| r[0].starts_with("logins/s")).unwrap();
+        assert_eq!(
+            (verdict[2].as_str(), verdict[4].as_str()),
+            ("95.0/s (the shape's floor: 0.90 of argon2)", "MISSED")
+        );
+        let md = report.markdown();
+        assert!(md.contains("105, 111/s (mean 108.0) against 120, 120/s (mean 120.0), **0.90 of argon2**"), "{md}");
     }
 
     #[test]
@@ -689,6 +726,7 @@ mod tests {
             session_bytes: None,
             static_floor: None,
             login_rounds: None,
+            login_floor: None,
         };
         let report = report(ceilings, vec![mode(Mode::Embedded), mode(Mode::Split)]);
         assert_eq!(

@@ -2,6 +2,7 @@
 //! the measured peak (open loop, latency corrected for coordinated omission), with the Warden
 //! processes' CPU time and peak RSS read from `/proc` around the measured window.
 use crate::fixtures::Fixture;
+use crate::fleet::Mode;
 use crate::load::{self, Pace, Stats, Window};
 use crate::procs;
 use crate::workers::{AnyWorker, Grpc, GrpcConn, Rest, RestKind, Templates, connections};
@@ -49,6 +50,8 @@ pub const CEILING_STATIC: &str = "bare axum, static body";
 pub const CEILING_JWT: &str = "bare axum, EdDSA verify (jsonwebtoken)";
 pub const CEILING_GRPC: &str = "bare tonic, unary health check (same runtime shape as warden)";
 pub const CEILING_RELAY: &str = "bare relay: axum, then two gRPC health checks in two processes (1 thread each)";
+pub const FLOOR_EMBEDDED: &str = "bare axum answering after one Warden hash";
+pub const FLOOR_SPLIT: &str = "bare relay whose first backend answers after one Warden hash";
 
 /// Every Warden scenario but the flood, in the order they run.
 pub fn specs(c: Concurrency) -> Vec<Spec> {
@@ -77,6 +80,14 @@ pub fn ceiling_specs(c: Concurrency) -> Vec<Spec> {
 /// The split-mode ceiling (`relay.rs`): three processes of its own.
 pub fn relay_spec(c: Concurrency) -> Spec {
     Spec { name: CEILING_RELAY, load: Load::Rest(RestKind::CeilingRelay), connections: c.requests }
+}
+
+/// The login floor of `mode`'s shape (`floor.rs`), on the logins' connections.
+pub fn floor_spec(c: Concurrency, mode: Mode) -> Spec {
+    match mode {
+        Mode::Embedded => Spec { name: FLOOR_EMBEDDED, load: Load::Rest(RestKind::CeilingHash), connections: c.logins },
+        Mode::Split => Spec { name: FLOOR_SPLIT, load: Load::Rest(RestKind::CeilingRelay), connections: c.logins },
+    }
 }
 
 /// One measured phase.

@@ -32,6 +32,8 @@ pub enum RestKind {
     CeilingJwt,
     /// Two gRPC calls behind the bare relay (`relay.rs`).
     CeilingRelay,
+    /// One Warden hash in the bare axum ceiling server (the embedded login floor, `floor.rs`).
+    CeilingHash,
     Mixed,
 }
 
@@ -54,6 +56,7 @@ pub struct Templates {
     ceiling_static: Req,
     ceiling_jwt: Req,
     ceiling_relay: Req,
+    ceiling_hash: Req,
 }
 
 impl Templates {
@@ -71,6 +74,7 @@ impl Templates {
             ceiling_static: Req::get("/static"),
             ceiling_jwt: Req::get("/verify").bearer(&fx.access_token),
             ceiling_relay: Req::get("/relay"),
+            ceiling_hash: Req::get("/hash"),
         }
     }
 }
@@ -93,7 +97,7 @@ pub struct Rest {
 impl Rest {
     pub async fn new(fx: &Fixture, kind: RestKind, templates: Arc<Templates>, index: usize) -> anyhow::Result<Rest> {
         let addr = match kind {
-            RestKind::CeilingStatic | RestKind::CeilingJwt | RestKind::CeilingRelay => {
+            RestKind::CeilingStatic | RestKind::CeilingJwt | RestKind::CeilingRelay | RestKind::CeilingHash => {
                 fx.ceiling_http.expect("ceiling server running")
             }
             _ => fx.http,
@@ -139,6 +143,7 @@ impl Rest {
             RestKind::CeilingStatic => &t.ceiling_static,
             RestKind::CeilingJwt => &t.ceiling_jwt,
             RestKind::CeilingRelay => &t.ceiling_relay,
+            RestKind::CeilingHash => &t.ceiling_hash,
             RestKind::Refresh | RestKind::Mixed => unreachable!("not a fixed request"),
         };
         let (status, body) = self.conn.send(req).await.map_err(|e| e.to_string())?;

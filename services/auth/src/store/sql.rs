@@ -54,7 +54,7 @@ impl SqlStore {
 }
 
 /// A counter that outlived its memory counts for nothing (the sweep deletes it later).
-fn failure_state(counter: Option<login_failure::Model>, now: i64) -> FailureState {
+fn state_of_counter(counter: Option<login_failure::Model>, now: i64) -> FailureState {
     match counter {
         Some(r) if r.expires_at > now => {
             FailureState { failures: r.failures, locked_until: if r.locked_until > now { r.locked_until } else { 0 } }
@@ -233,7 +233,7 @@ impl SessionStore for SqlStore {
 
     async fn failure_state(&self, key: &str, now: i64) -> Result<FailureState> {
         let row = unique(login_failure::Entity::find_by_id(sha256_hex(key)), &self.db).await?;
-        Ok(failure_state(row, now))
+        Ok(state_of_counter(row, now))
     }
 
     async fn failure_state_and_user(&self, key: &str, now: i64) -> Result<Option<(FailureState, Option<LoginUser>)>> {
@@ -244,7 +244,7 @@ impl SessionStore for SqlStore {
         let user = Option::<user::Model>::from_query_result(row, USER)?;
         let confirmed: Option<bool> = row.try_get(TOTP, mfa_totp::Column::Confirmed.as_str())?;
         let user = user.map(|user| LoginUser { user, mfa_enabled: confirmed == Some(true) });
-        Ok(Some((failure_state(counter, now), user)))
+        Ok(Some((state_of_counter(counter, now), user)))
     }
 
     async fn record_failure(&self, key: &str, now: i64, p: &LockoutPolicy) -> Result<FailureState> {
@@ -390,7 +390,7 @@ mod tests {
             let found = found.map(|f| (f.user, f.mfa_enabled));
             assert_eq!(found, account.map(|(u, mfa)| (u.clone(), mfa)), "{key}");
         }
-        // A counter past its memory counts for nothing, as in `failure_state`.
+        // A counter past its memory counts for nothing, as in `state_of_counter`.
         let (later, _) = store.failure_state_and_user("ghost", now + 100_000).await.unwrap().unwrap();
         assert_eq!((later.failures, later.locked_until), (0, 0));
     }
