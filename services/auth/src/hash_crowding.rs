@@ -80,7 +80,9 @@ impl Crowding {
     }
 
     /// Waits until this worker may hash: at once, unless crowded and another one hashes.
-    pub(crate) fn enter(&self) -> Started {
+    /// Runs `before_waiting` once if it has to wait.
+    pub(crate) fn enter(&self, before_waiting: impl FnOnce()) -> Started {
+        let mut before_waiting = Some(before_waiting);
         loop {
             if !self.crowded() {
                 self.running.fetch_add(1, Ordering::AcqRel);
@@ -88,6 +90,9 @@ impl Crowding {
             }
             if self.running.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
                 break;
+            }
+            if let Some(before) = before_waiting.take() {
+                before();
             }
             std::thread::sleep(WAIT_STEP);
         }
@@ -173,7 +178,7 @@ mod tests {
     fn a_hash_that_waited_instead_of_computing_counts_as_starved() {
         let crowding = Crowding::new();
         for _ in 0..5 {
-            let started = crowding.enter();
+            let started = crowding.enter(|| {});
             std::thread::sleep(Duration::from_millis(10));
             crowding.leave(started);
         }
@@ -186,11 +191,17 @@ mod tests {
         for _ in 0..5 {
             crowding.record(0.0);
         }
-        let first = crowding.enter();
+        // Only a worker kept waiting runs `before_waiting` (it gives its memory up), once.
+        let gave_up = AtomicUsize::new(0);
+        let give_up = || {
+            gave_up.fetch_add(1, Ordering::AcqRel);
+        };
+        let first = crowding.enter(give_up);
+        assert_eq!(gave_up.load(Ordering::Acquire), 0, "the first hash did not wait");
         let waited = std::thread::scope(|s| {
             let second = s.spawn(|| {
                 let asked = Instant::now();
-                let started = crowding.enter();
+                let started = crowding.enter(give_up);
                 let waited = asked.elapsed();
                 crowding.leave(started);
                 waited
@@ -200,5 +211,6 @@ mod tests {
             second.join().unwrap()
         });
         assert!(waited >= Duration::from_millis(40), "the second hash started after {waited:?}");
+        assert_eq!(gave_up.load(Ordering::Acquire), 1, "the second hash waited");
     }
 }

@@ -14,9 +14,15 @@
 //! A wiped arena goes back to a spare shared by the hashing threads, so logins one at a time
 //! use one arena whichever thread computes them; spares unused for 10 s are freed
 //! (`hash_pool.rs`).
+//!
+//! A pool's threads hold at most one arena per job it admits ([`ArenaBudget`]). Without that
+//! bound a crowded process held four on 2 cores: two idle-priority workers starved in the
+//! middle of a hash, and the two rescue workers computing the same jobs, 108 MiB in all under
+//! the mixed load against the target's 100 (BENCHMARKS.md, session 17).
 use argon2_rust::__internal::{Arena, Workspace};
 use std::cell::RefCell;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Arenas larger than Warden's own (a stronger stored hash grew one) are freed once used:
@@ -26,10 +32,57 @@ const KEPT_BLOCKS: usize = crate::password::MEMORY_KIB as usize;
 /// Wiped arenas kept for the next hash: one per hashing thread is plenty.
 const SPARES_KEPT: usize = 4;
 
+/// How often a thread that waits for its pool's budget looks again.
+const BUDGET_STEP: Duration = Duration::from_millis(1);
+
 thread_local! {
     /// This thread's memory while it hashes; None while it waits (the arena is then wiped and
     /// spare).
     static MEMORY: RefCell<Option<HashMemory>> = const { RefCell::new(None) };
+    /// The budget of this thread's pool; none outside a pool.
+    static BUDGET: RefCell<Option<Arc<ArenaBudget>>> = const { RefCell::new(None) };
+}
+
+/// How many arenas the threads of one pool may hold at once. A thread takes its share before
+/// it first needs memory and gives it back once its arena is spare again; a thread over the
+/// budget waits, holding nothing, so the holders (each hashing, or about to) always finish.
+/// Only atomics: a thread that waits must never hold a lock an idle-priority thread wants.
+pub(crate) struct ArenaBudget {
+    limit: usize,
+    held: AtomicUsize,
+}
+
+impl ArenaBudget {
+    pub(crate) fn new(limit: usize) -> Arc<Self> {
+        Arc::new(ArenaBudget { limit: limit.max(1), held: AtomicUsize::new(0) })
+    }
+
+    fn take(&self) {
+        while self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.limit).then_some(n + 1))
+            .is_err()
+        {
+            std::thread::sleep(BUDGET_STEP);
+        }
+    }
+
+    fn give_back(&self) {
+        self.held.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Makes the calling thread hold its arenas within `budget` (a pool's threads call it first).
+pub(crate) fn join_budget(budget: Arc<ArenaBudget>) {
+    BUDGET.set(Some(budget));
+}
+
+fn with_budget(f: impl FnOnce(&ArenaBudget)) {
+    BUDGET.with_borrow(|budget| {
+        if let Some(budget) = budget {
+            f(budget);
+        }
+    });
 }
 
 /// Wiped arenas (each parked in its workspace) that no thread holds, and when one was last
@@ -44,7 +97,12 @@ struct Spares {
 
 /// Runs `f` with this thread's memory: the arena its last hash left, else a spare one.
 pub(crate) fn with_thread_memory<T>(f: impl FnOnce(&mut HashMemory) -> T) -> T {
-    MEMORY.with_borrow_mut(|memory| f(memory.get_or_insert_with(take_spare)))
+    MEMORY.with_borrow_mut(|memory| {
+        f(memory.get_or_insert_with(|| {
+            with_budget(ArenaBudget::take);
+            take_spare()
+        }))
+    })
 }
 
 /// Wipes this thread's arena and gives it to the spares (on contention, or past
@@ -58,7 +116,11 @@ pub(crate) fn release_thread_memory() {
     {
         spares.workspaces.push(memory.workspace);
         spares.last_used = Some(Instant::now());
+    } else {
+        drop(memory);
     }
+    // Only now: the next thread in takes this arena from the spares instead of a new one.
+    with_budget(ArenaBudget::give_back);
 }
 
 /// Frees the spare arenas if none was taken or given back for `idle`.
@@ -126,6 +188,40 @@ pub(crate) mod tests {
 
     pub(crate) fn is_zero(arena: &Arena) -> bool {
         arena.as_slice().iter().all(|block| *block == Block::ZERO)
+    }
+
+    #[test]
+    fn a_thread_over_its_pools_budget_waits_until_an_arena_is_given_back() {
+        let budget = ArenaBudget::new(1);
+        let (held, is_held) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            let first = budget.clone();
+            s.spawn(move || {
+                join_budget(first);
+                with_thread_memory(|_| ());
+                held.send(()).unwrap();
+                released.recv().unwrap();
+                release_thread_memory();
+            });
+            is_held.recv().unwrap();
+            let second = budget.clone();
+            let second = s.spawn(move || {
+                join_budget(second);
+                let asked = Instant::now();
+                // A thread holding memory already needs no more of the budget.
+                with_thread_memory(|_| ());
+                with_thread_memory(|_| ());
+                let waited = asked.elapsed();
+                release_thread_memory();
+                waited
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            release.send(()).unwrap();
+            let waited = second.join().unwrap();
+            assert!(waited >= Duration::from_millis(40), "the second thread got memory after {waited:?}");
+        });
+        assert_eq!(budget.held.load(Ordering::Acquire), 0, "every share was given back");
     }
 
     #[test]

@@ -27,7 +27,7 @@
 //! admitted at a time held logins to about three a second per process, some logins took
 //! 3.5 s, and one passed the 5 s call deadline.)
 use crate::hash_crowding::Crowding;
-use crate::hash_memory::{free_idle_memory, release_thread_memory};
+use crate::hash_memory::{ArenaBudget, free_idle_memory, join_budget, release_thread_memory};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
@@ -139,16 +139,24 @@ impl HashPool {
         let starving = Arc::new(AtomicBool::new(false));
         // While other work crowds the cores, one idle worker hashes at a time.
         let crowding = Arc::new(Crowding::new());
+        // One arena per job admitted, however many threads compute them (`hash_memory.rs`).
+        let budget = ArenaBudget::new(admitted(workers));
         // The idle workers share one queue, the rescue workers another.
         let (idle, queue) = mpsc::channel::<Arc<Slot>>();
         let queue = Arc::new(Mutex::new(queue));
         for n in 0..workers {
-            let (queue, starving, crowding) = (queue.clone(), starving.clone(), crowding.clone());
+            let (queue, starving, crowding, budget) =
+                (queue.clone(), starving.clone(), crowding.clone(), budget.clone());
             spawn(format!("warden-hash-{n}"), move || {
                 idle_priority();
+                join_budget(budget);
                 CROWDING.set(Some(crowding.clone()));
                 serve(&queue, release_thread_memory, |slot| {
-                    let started = crowding.enter();
+                    // A worker kept waiting gives its memory up meanwhile: the rescue workers
+                    // may need an arena while it waits, and one arena a waiting worker keeps
+                    // plus one per rescue worker took a crowded process past 100 MiB
+                    // (BENCHMARKS.md, session 17).
+                    let started = crowding.enter(release_thread_memory);
                     let ran = slot.run_idle();
                     crowding.leave(started);
                     // Finishing a job at idle priority shows the cores have room again, even
@@ -167,9 +175,10 @@ impl HashPool {
         let (rescue, rescued) = mpsc::channel::<Arc<Slot>>();
         let rescued = Arc::new(Mutex::new(rescued));
         for n in 0..workers {
-            let rescued = rescued.clone();
+            let (rescued, budget) = (rescued.clone(), budget.clone());
             spawn(format!("{RESCUE_THREAD}-{n}"), move || {
                 rescue_priority();
+                join_budget(budget);
                 serve(&rescued, release_thread_memory, |slot| {
                     if (slot.job)() {
                         metrics::counter!("warden_password_hash_rescued_total").increment(1);
@@ -180,11 +189,9 @@ impl HashPool {
         HashPool { idle, rescue, workers, rescue_after, starving }
     }
 
-    /// Jobs admitted at once: one more than the idle-priority workers, so that when they
-    /// are starved a rescue worker finds a job. (Hashes running at once can reach twice the
-    /// idle workers: each rescue worker may be computing a job a starved idle worker holds.)
+    /// Jobs admitted at once (see [`admitted`]).
     pub(crate) fn capacity(&self) -> usize {
-        self.workers + 1
+        admitted(self.workers)
     }
 
     /// Runs `job` on a hashing thread; `None` if the pool has stopped or the job panicked.
@@ -214,6 +221,14 @@ impl HashPool {
         self.rescue.send(slot).ok()?;
         answer.await.ok()
     }
+}
+
+/// Jobs a pool of `workers` idle-priority workers admits at once: one more than they are, so
+/// that when they are starved a rescue worker finds a job. Each rescue worker may compute a
+/// job that a starved idle worker holds too, but no more hashes hold memory at once than
+/// this (the arena budget).
+fn admitted(workers: usize) -> usize {
+    workers + 1
 }
 
 /// Takes slots from a queue its workers share until the pool is dropped. A job already
@@ -393,6 +408,36 @@ mod tests {
         }
         let third = tokio::time::timeout(PATIENCE, pool.run(current_thread_name)).await.unwrap();
         assert_eq!(third.as_deref(), Some("warden-hash-0"));
+    }
+
+    /// Jobs inside their memory now, and the most there were at once (the test below).
+    static IN_MEMORY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    static MOST_IN_MEMORY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    #[tokio::test]
+    async fn hashes_that_hold_memory_at_once_are_no_more_than_the_jobs_admitted() {
+        let pool = Arc::new(HashPool::with_rescue_after(2, Duration::from_millis(50)));
+        // Each job holds its thread's memory for 300 ms. Both idle workers start one and
+        // outlast the rescue delay, so the rescue workers compute the same two jobs as well:
+        // four threads want memory at once, and the pool admits three jobs.
+        let job = || {
+            crate::hash_memory::with_thread_memory(|_| {
+                let now = IN_MEMORY.fetch_add(1, Ordering::AcqRel) + 1;
+                MOST_IN_MEMORY.fetch_max(now, Ordering::AcqRel);
+                std::thread::sleep(Duration::from_millis(300));
+                IN_MEMORY.fetch_sub(1, Ordering::AcqRel);
+            })
+        };
+        let jobs: Vec<_> = (0..pool.capacity())
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move { tokio::time::timeout(PATIENCE, pool.run(job)).await })
+            })
+            .collect();
+        for done in jobs {
+            assert_eq!(done.await.unwrap().expect("answered in time"), Some(()));
+        }
+        assert!(MOST_IN_MEMORY.load(Ordering::Acquire) <= pool.capacity(), "more arenas than jobs admitted");
     }
 
     #[tokio::test]
