@@ -8,6 +8,7 @@ use crate::seed::Population;
 use crate::{ceiling, fixtures, login_rounds, procs, redis_mem, relay};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -424,9 +425,8 @@ impl CeilingServer {
         let (addr, grpc) = (procs::free_addr()?, procs::free_addr()?);
         let exe = std::env::current_exe()?;
         let dir = std::env::temp_dir();
-        let (http_arg, grpc_arg) = (addr.to_string(), grpc.to_string());
-        let args =
-            ["ceiling-server", "--addr", &http_arg, "--grpc-addr", &grpc_arg, "--x", &fx.jwk_x, "--issuer", &fx.issuer];
+        let args = ceiling_server_args(addr, grpc, &fx.jwk_x, &fx.issuer);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut server = procs::Proc::spawn("bare-axum", &exe, &args, &Default::default(), &dir)?;
         procs::wait_listening(&mut server, addr, Duration::from_secs(10)).await?;
         procs::wait_listening(&mut server, grpc, Duration::from_secs(10)).await?;
@@ -439,6 +439,14 @@ impl CeilingServer {
     async fn stop(self) {
         self.server.stop().await;
     }
+}
+
+/// The `ceiling-server` command line. `--x=…` in one piece: a base64url key may begin with
+/// `-`, which clap would otherwise take for a flag (a run failed so, session 17).
+fn ceiling_server_args(addr: SocketAddr, grpc: SocketAddr, x: &str, issuer: &str) -> Vec<String> {
+    let args = ["ceiling-server", "--addr", &addr.to_string(), "--grpc-addr", &grpc.to_string(), "--issuer", issuer]
+        .map(str::to_owned);
+    [args.as_slice(), &[format!("--x={x}")]].concat()
 }
 
 /// Each ceiling at saturation and at half its own peak.
@@ -523,4 +531,18 @@ async fn static_floor(
     let phase = ceiling.runner.fixed(spec.expect("the static ceiling is a ceiling spec"), rate).await;
     ceiling.stop().await;
     phase
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ceiling_server_gets_a_key_that_begins_with_a_dash() {
+        let (addr, grpc) = ("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
+        let args = ceiling_server_args(addr, grpc, "-_key", "http://warden");
+        let cli = Cli::try_parse_from(std::iter::once("warden-bench".to_owned()).chain(args)).unwrap();
+        let Some(Sub::CeilingServer(server)) = cli.command else { panic!("not the ceiling server: {cli:?}") };
+        assert_eq!((server.x.as_str(), server.issuer.as_str(), server.addr), ("-_key", "http://warden", addr));
+    }
 }
