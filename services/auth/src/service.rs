@@ -1,11 +1,11 @@
 //! AuthService: login, refresh, logout and caller verification (design flows 1, 3, 4).
 use crate::api::*;
 use crate::cache::{HOT_PATH_TTL, TtlCache};
-use crate::entity::{mfa_totp, user};
+use crate::entity::user;
 use crate::password::{self, PasswordHasher};
 use crate::policy::PasswordPolicy;
 use crate::store::{LockoutPolicy, LoginUser, Rotation, SessionRecord, SessionStore};
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set};
 use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -125,21 +125,6 @@ impl AuthService {
     /// Call after any change to a user row.
     pub(crate) fn forget_user(&self, id: Uuid) {
         self.users.remove(&id);
-    }
-
-    /// The user of that name and whether a confirmed second factor guards them, in one query.
-    pub(crate) async fn find_login_user(&self, username: &str) -> Result<Option<LoginUser>> {
-        // `all()`, not `one()`: the name is unique, and `one()`'s `LIMIT ?` costs SQLite a
-        // fresh parse and plan per call (see `warden_common::db::unique`).
-        let found = user::Entity::find()
-            .filter(user::Column::UsernameKey.eq(username_key(username)))
-            .find_also_related(mfa_totp::Entity)
-            .all(&self.db)
-            .await?;
-        Ok(found
-            .into_iter()
-            .next()
-            .map(|(user, totp)| LoginUser { user, mfa_enabled: totp.is_some_and(|t| t.confirmed) }))
     }
 
     /// Creates a session and its first token pair.
@@ -315,21 +300,12 @@ impl AuthService {
         Self::validate_login_input(username, password)?;
         let key = username_key(username);
         let now = self.clock.unix();
-        // One query where the store can read both (SQL); else the counter, and the account
-        // only if it is not locked.
-        let (state, found) = match self.store.failure_state_and_user(&key, now).await? {
-            Some((state, user)) => (state, Some(user)),
-            None => (self.store.failure_state(&key, now).await?, None),
-        };
+        let (state, user) = self.store.login_state(&key, now, &self.db).await?;
         if state.locked_until > now {
             tracing::info!(target: "audit", event = "login_refused_locked", username_hash = %&sha256_hex(&key)[..16]);
             return Err(Error::new(ErrorCode::AccountLocked, "too many failed attempts; try again later")
                 .with_retry_after((state.locked_until - now) as u64));
         }
-        let user = match found {
-            Some(user) => user,
-            None => self.find_login_user(username).await?,
-        };
         let verified = self.hasher.verify(password, user.as_ref().map(|u| u.user.password_hash.clone())).await?;
         let LoginUser { user, mfa_enabled } = match user {
             Some(user) if verified.matches => user,

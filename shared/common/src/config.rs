@@ -284,10 +284,15 @@ impl Config {
 
     pub fn hash_workers(&self) -> usize {
         match self.hash_concurrency {
-            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            0 => default_hash_workers(),
             n => n as usize,
         }
     }
+}
+
+/// Hashing threads where `WARDEN_HASH_CONCURRENCY` is unset: one per core.
+pub fn default_hash_workers() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
 /// Splits a comma-separated setting, dropping blanks.

@@ -441,6 +441,32 @@ impl CeilingServer {
     }
 }
 
+/// The bare relay (`relay.rs`), split mode's shape with no work in it, and a runner that
+/// measures it.
+struct RelayServer {
+    fleet: relay::RelayFleet,
+    runner: Runner,
+}
+
+impl RelayServer {
+    /// `hashes`: the first backend hashes once before it answers (the split login floor).
+    async fn start(
+        plan: &Plan,
+        client: &tokio::runtime::Handle,
+        fx: &fixtures::Fixture,
+        hashes: bool,
+    ) -> anyhow::Result<Self> {
+        let fleet = relay::RelayFleet::start(hashes).await?;
+        let fx = fixtures::Fixture { ceiling_http: Some(fleet.addr), ..fx.clone() };
+        let runner = Runner::new(client.clone(), fleet.pids(), plan.warmup, plan.duration, fx);
+        Ok(RelayServer { fleet, runner })
+    }
+
+    async fn stop(self) {
+        self.fleet.stop().await;
+    }
+}
+
 /// The `ceiling-server` command line. `--x=…` in one piece: a base64url key may begin with
 /// `-`, which clap would otherwise take for a flag (a run failed so, session 17).
 fn ceiling_server_args(addr: SocketAddr, grpc: SocketAddr, x: &str, issuer: &str) -> Vec<String> {
@@ -480,11 +506,9 @@ async fn relay_ceiling(
 ) -> anyhow::Result<ScenarioResult> {
     let spec = scenarios::relay_spec(plan.concurrency);
     eprintln!("warden-bench: [ceiling] {}", spec.name);
-    let fleet = relay::RelayFleet::start(false).await?;
-    let fx = fixtures::Fixture { ceiling_http: Some(fleet.addr), ..fx.clone() };
-    let runner = Runner::new(client.clone(), fleet.pids(), plan.warmup, plan.duration, fx);
-    let result = runner.scenario(spec).await;
-    fleet.stop().await;
+    let relay = RelayServer::start(plan, client, fx, false).await?;
+    let result = relay.runner.scenario(spec).await;
+    relay.stop().await;
     result
 }
 
@@ -507,11 +531,9 @@ async fn judge_login_floor(
             judged
         }
         Mode::Split => {
-            let fleet = relay::RelayFleet::start(true).await?;
-            let fx = fixtures::Fixture { ceiling_http: Some(fleet.addr), ..fx.clone() };
-            let runner = Runner::new(client.clone(), fleet.pids(), plan.warmup, plan.duration, fx);
-            let judged = login_rounds::judge(&runner, spec, rounds, warmup, window, plan.cores).await;
-            fleet.stop().await;
+            let relay = RelayServer::start(plan, client, fx, true).await?;
+            let judged = login_rounds::judge(&relay.runner, spec, rounds, warmup, window, plan.cores).await;
+            relay.stop().await;
             judged
         }
     }

@@ -18,7 +18,8 @@ use warden_common::secret::Secret;
 const PASSWORD: &str = "bench-floor-correct-horse";
 
 /// One password verification per call, by Warden's own hasher (its idle-priority hashing
-/// threads, one per core, as a Warden process sizes it) against a hash that hasher made.
+/// threads, as many as a Warden process on this host starts by default) against a hash that
+/// hasher made.
 #[derive(Clone)]
 pub struct OneHash {
     hasher: PasswordHasher,
@@ -27,8 +28,7 @@ pub struct OneHash {
 
 impl OneHash {
     pub async fn new() -> anyhow::Result<OneHash> {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        let hasher = PasswordHasher::new(cores);
+        let hasher = PasswordHasher::new(warden_common::config::default_hash_workers());
         let phc = hasher.hash(&Secret::new(PASSWORD)).await?;
         Ok(OneHash { hasher, phc: phc.into() })
     }

@@ -2,9 +2,11 @@
 //! failure counters. Redis in production, the SQL database in the embedded default; both
 //! give the same behaviour, expiry included, and both are atomic where it matters
 //! (refresh-token rotation, failure counting).
+use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 use warden_common::Result;
 
+mod login_read;
 mod redis;
 mod sql;
 
@@ -93,12 +95,15 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn list_sessions(&self, user_id: Uuid, now: i64) -> Result<Vec<SessionRecord>>;
 
     async fn failure_state(&self, key: &str, now: i64) -> Result<FailureState>;
-    /// The failure state of `key` (a lowercased username) and the account of that name, read
-    /// in one query where both live in one database: a login's first query. `None` where
-    /// they do not (the counters in Redis); the caller then reads them one after the other.
-    async fn failure_state_and_user(&self, _key: &str, _now: i64) -> Result<Option<(FailureState, Option<LoginUser>)>> {
-        Ok(None)
-    }
+    /// A login's first read: the failure state of `key` (a lowercased username) and the account
+    /// of that name, which lives in `accounts` (`login_read.rs`). Both are read whether or not
+    /// the name is locked, so a locked name costs the same reads as any other.
+    async fn login_state(
+        &self,
+        key: &str,
+        now: i64,
+        accounts: &DatabaseConnection,
+    ) -> Result<(FailureState, Option<LoginUser>)>;
     /// Atomically counts one failure and applies the lock `policy` decides on.
     async fn record_failure(&self, key: &str, now: i64, policy: &LockoutPolicy) -> Result<FailureState>;
     async fn clear_failures(&self, key: &str) -> Result<()>;

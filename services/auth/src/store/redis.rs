@@ -11,9 +11,11 @@
 //! one script. The key lives as long as its longest-lived session; ended sessions are pruned
 //! by logins (amortised: when the hash has doubled since the last prune), and a refresh that
 //! finds its session ended deletes it.
-use super::{FailureState, LockoutPolicy, Rotation, SessionRecord, SessionStore};
+use super::login_read::{self, Counter};
+use super::{FailureState, LockoutPolicy, LoginUser, Rotation, SessionRecord, SessionStore};
 use fred::prelude::*;
 use fred::types::scripts::Script;
+use sea_orm::DatabaseConnection;
 use std::collections::HashMap;
 use uuid::Uuid;
 use warden_common::secret::sha256_hex;
@@ -298,6 +300,18 @@ impl SessionStore for RedisStore {
         let (f, lu): (Option<i64>, Option<i64>) = self.client.hmget(failure_key(key), vec!["f", "lu"]).await?;
         let locked_until = lu.unwrap_or(0);
         Ok(FailureState { failures: f.unwrap_or(0), locked_until: if locked_until > now { locked_until } else { 0 } })
+    }
+
+    /// The counter in Redis and the account in the database, read side by side.
+    async fn login_state(
+        &self,
+        key: &str,
+        now: i64,
+        accounts: &DatabaseConnection,
+    ) -> Result<(FailureState, Option<LoginUser>)> {
+        let (state, read) =
+            tokio::try_join!(self.failure_state(key, now), login_read::read(accounts, key, Counter::Elsewhere))?;
+        Ok((state, read.user))
     }
 
     async fn record_failure(&self, key: &str, now: i64, p: &LockoutPolicy) -> Result<FailureState> {

@@ -1,13 +1,11 @@
 //! Session store on the SQL database, for the embedded default (no Redis). Rows carry
 //! their end time; reads ignore ended rows and a background sweep deletes them.
+use super::login_read::{self, Counter};
 use super::{FailureState, LockoutPolicy, LoginUser, Rotation, SessionRecord, SessionStore};
 use crate::cache::{HOT_PATH_TTL, TtlCache};
-use crate::entity::{login_failure, mfa_challenge, mfa_totp, session, user};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query, SelectStatement};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult,
-    IdenStatic, Iterable, QueryFilter, Set,
-};
+use crate::entity::{login_failure, mfa_challenge, session};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use std::time::Duration;
 use uuid::Uuid;
 use warden_common::Result;
@@ -61,42 +59,6 @@ fn state_of_counter(counter: Option<login_failure::Model>, now: i64) -> FailureS
         }
         _ => FailureState { failures: 0, locked_until: 0 },
     }
-}
-
-/// Column prefixes of the login lookup.
-const USER: &str = "u_";
-const TOTP: &str = "t_";
-const COUNTER: &str = "f_";
-
-/// A login's failure counter and account in one statement, each on a unique key: a one-row
-/// probe, left-joined with the account (and its second factor) and with the counter, so
-/// that a missing account still yields its counter. Two statements cost SQLite's worker
-/// thread two round trips each, with the pool's check on release (BENCHMARKS.md, session 16);
-/// and the locked path runs this same statement whether or not the account exists.
-fn login_lookup(key: &str) -> SelectStatement {
-    let mut select = Query::select();
-    select.from_subquery(Query::select().expr(Expr::cust("1")).to_owned(), Alias::new("probe"));
-    for column in user::Column::iter() {
-        let value = column.select_as(Expr::col((user::Entity, column)));
-        select.expr_as(value, Alias::new(format!("{USER}{}", column.as_str())));
-    }
-    let confirmed = Expr::col((mfa_totp::Entity, mfa_totp::Column::Confirmed));
-    select.expr_as(confirmed, Alias::new(format!("{TOTP}{}", mfa_totp::Column::Confirmed.as_str())));
-    for column in login_failure::Column::iter() {
-        let value = column.select_as(Expr::col((login_failure::Entity, column)));
-        select.expr_as(value, Alias::new(format!("{COUNTER}{}", column.as_str())));
-    }
-    select
-        .left_join(user::Entity, Expr::col((user::Entity, user::Column::UsernameKey)).eq(key))
-        .left_join(
-            mfa_totp::Entity,
-            Expr::col((mfa_totp::Entity, mfa_totp::Column::UserId)).equals((user::Entity, user::Column::Id)),
-        )
-        .left_join(
-            login_failure::Entity,
-            Expr::col((login_failure::Entity, login_failure::Column::Key)).eq(sha256_hex(key)),
-        )
-        .to_owned()
 }
 
 fn record(m: session::Model) -> SessionRecord {
@@ -236,15 +198,15 @@ impl SessionStore for SqlStore {
         Ok(state_of_counter(row, now))
     }
 
-    async fn failure_state_and_user(&self, key: &str, now: i64) -> Result<Option<(FailureState, Option<LoginUser>)>> {
-        let rows = self.db.query_all(&login_lookup(key)).await?;
-        // The probe row is always there; the joins leave their columns NULL where nothing matched.
-        let row = rows.first().ok_or_else(|| DbErr::RecordNotFound("the login lookup's probe row".into()))?;
-        let counter = Option::<login_failure::Model>::from_query_result(row, COUNTER)?;
-        let user = Option::<user::Model>::from_query_result(row, USER)?;
-        let confirmed: Option<bool> = row.try_get(TOTP, mfa_totp::Column::Confirmed.as_str())?;
-        let user = user.map(|user| LoginUser { user, mfa_enabled: confirmed == Some(true) });
-        Ok(Some((state_of_counter(counter, now), user)))
+    /// The counters live beside the accounts, in this store's database: one statement reads both.
+    async fn login_state(
+        &self,
+        key: &str,
+        now: i64,
+        _accounts: &DatabaseConnection,
+    ) -> Result<(FailureState, Option<LoginUser>)> {
+        let read = login_read::read(&self.db, key, Counter::Joined).await?;
+        Ok((state_of_counter(read.counter, now), read.user))
     }
 
     async fn record_failure(&self, key: &str, now: i64, p: &LockoutPolicy) -> Result<FailureState> {
@@ -315,95 +277,5 @@ impl SessionStore for SqlStore {
 
     async fn ping(&self) -> bool {
         warden_common::db::ping(&self.db).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use sea_orm_migration::{MigrationTrait, MigratorTrait};
-    use warden_common::{db, testing};
-
-    struct Migrator;
-
-    impl MigratorTrait for Migrator {
-        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            crate::migrations()
-        }
-    }
-
-    async fn user(db: &DatabaseConnection, name: &str, totp: Option<bool>) -> user::Model {
-        let at = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
-        let row = user::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            username: Set(name.to_owned()),
-            username_key: Set(name.to_lowercase()),
-            password_hash: Set(format!("$argon2id$v=19$m=19456,t=2,p=1${name}")),
-            disabled: Set(name.starts_with("dis")),
-            created_at: Set(at),
-            updated_at: Set(at),
-        }
-        .insert(db)
-        .await
-        .unwrap();
-        if let Some(confirmed) = totp {
-            let factor = mfa_totp::ActiveModel {
-                user_id: Set(row.id),
-                secret: Set("sealed".into()),
-                confirmed: Set(confirmed),
-                last_used_step: Set(0),
-                created_at: Set(at),
-            };
-            factor.insert(db).await.unwrap();
-        }
-        row
-    }
-
-    /// The one-statement lookup answers as the counter read and the account read apart do.
-    async fn lookup_matches_separate_reads(url: &str) {
-        let conn = db::connect(url).await.unwrap();
-        db::migrate::<Migrator>(url, &conn).await.unwrap();
-        let store = SqlStore::new(conn.clone());
-        let policy = LockoutPolicy { threshold: 3, base_seconds: 60, max_seconds: 600 };
-        let now = 1_800_000_000;
-        let alice = user(&conn, "Alice", None).await;
-        let bob = user(&conn, "bob", Some(false)).await;
-        let carol = user(&conn, "carol", Some(true)).await;
-        let dis = user(&conn, "disabled", None).await;
-        for _ in 0..3 {
-            store.record_failure("ghost", now, &policy).await.unwrap();
-        }
-        store.record_failure("alice", now, &policy).await.unwrap();
-
-        let cases = [("nobody", None, 0, 0), ("ghost", None, 3, now + 60), ("alice", Some((&alice, false)), 1, 0)];
-        let more = [
-            ("bob", Some((&bob, false)), 0, 0),
-            ("carol", Some((&carol, true)), 0, 0),
-            ("disabled", Some((&dis, false)), 0, 0),
-        ];
-        for (key, account, failures, locked_until) in cases.into_iter().chain(more) {
-            let (state, found) =
-                store.failure_state_and_user(key, now).await.unwrap().expect("the SQL store reads both");
-            assert_eq!((state.failures, state.locked_until), (failures, locked_until), "{key}");
-            let separate = store.failure_state(key, now).await.unwrap();
-            assert_eq!((state.failures, state.locked_until), (separate.failures, separate.locked_until), "{key}");
-            let found = found.map(|f| (f.user, f.mfa_enabled));
-            assert_eq!(found, account.map(|(u, mfa)| (u.clone(), mfa)), "{key}");
-        }
-        // A counter past its memory counts for nothing, as in `state_of_counter`.
-        let (later, _) = store.failure_state_and_user("ghost", now + 100_000).await.unwrap().unwrap();
-        assert_eq!((later.failures, later.locked_until), (0, 0));
-    }
-
-    #[tokio::test]
-    async fn login_lookup_on_sqlite() {
-        lookup_matches_separate_reads(&testing::sqlite_url()).await;
-    }
-
-    #[tokio::test]
-    async fn login_lookup_on_postgres() {
-        if let Some(url) = testing::postgres_url("login_lookup_on_postgres").await {
-            lookup_matches_separate_reads(&url).await;
-        }
     }
 }
