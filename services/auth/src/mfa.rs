@@ -7,7 +7,7 @@ use crate::entity::{mfa_totp, recovery_code};
 use crate::service::{AuthService, username_key};
 use crate::totp;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 use warden_common::db::unique;
 use warden_common::secret::{Secret, random_bytes, random_token, sha256_hex};

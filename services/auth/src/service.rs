@@ -5,11 +5,12 @@ use crate::entity::user;
 use crate::password::{self, PasswordHasher};
 use crate::policy::PasswordPolicy;
 use crate::store::{LockoutPolicy, LoginUser, Rotation, SessionRecord, SessionStore};
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use warden_common::clock::SharedClock;
+use warden_common::db::Db;
 use warden_common::db::unique;
 use warden_common::sealing::Sealer;
 use warden_common::secret::{Secret, sha256_hex};
@@ -61,7 +62,7 @@ pub struct Peers {
 }
 
 pub struct AuthService {
-    pub(crate) db: DatabaseConnection,
+    pub(crate) db: Db,
     pub(crate) store: Arc<dyn SessionStore>,
     pub(crate) peers: Peers,
     pub(crate) hasher: PasswordHasher,
@@ -94,7 +95,7 @@ fn at(unix: i64) -> OffsetDateTime {
 
 impl AuthService {
     pub fn new(
-        db: DatabaseConnection,
+        db: Db,
         store: Arc<dyn SessionStore>,
         peers: Peers,
         hasher: PasswordHasher,

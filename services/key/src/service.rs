@@ -10,18 +10,19 @@ use crate::limiter::{LocalLimiter, Verdict};
 use crate::redis_state::RedisState;
 use crate::usage::{self, Usage};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use std::sync::Arc;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use uuid::Uuid;
 use warden_common::clock::SharedClock;
+use warden_common::db::Db;
 use warden_common::db::unique;
 use warden_common::secret::Secret;
 use warden_common::{Error, Result};
 
 pub struct KeyService {
-    db: DatabaseConnection,
+    db: Db,
     clock: SharedClock,
     hasher: Hasher,
     cache: Arc<KeyCache>,
@@ -37,7 +38,7 @@ impl KeyService {
     /// Builds the service and starts its background tasks (usage flushing and, with Redis,
     /// the revocation listener). The database must already be migrated.
     pub async fn new(
-        db: DatabaseConnection,
+        db: Db,
         redis: Option<fred::clients::Client>,
         clock: SharedClock,
         pepper: Option<String>,
@@ -274,7 +275,7 @@ fn to_api_key(row: &entity::Model) -> Result<ApiKey> {
 }
 
 /// Flushes usage every few seconds, and once more when the service is dropped.
-async fn flush_usage_periodically(usage: Arc<Usage>, db: DatabaseConnection, mut shutdown: watch::Receiver<()>) {
+async fn flush_usage_periodically(usage: Arc<Usage>, db: Db, mut shutdown: watch::Receiver<()>) {
     let mut ticks = tokio::time::interval(usage::FLUSH_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

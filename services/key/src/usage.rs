@@ -2,12 +2,13 @@
 //! memory, and a background task writes what changed every few seconds (one transaction).
 use crate::entity;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
+use warden_common::db::Db;
 
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(3);
 
@@ -34,7 +35,7 @@ impl Usage {
 
     /// Writes pending times. Entries stay visible to [`Self::pending`] until written, and on
     /// failure they stay for the next round.
-    pub(crate) async fn flush(&self, db: &DatabaseConnection) -> Result<usize, DbErr> {
+    pub(crate) async fn flush(&self, db: &Db) -> Result<usize, DbErr> {
         let snapshot: Vec<(Uuid, OffsetDateTime)> = self.lock().iter().map(|(id, at)| (*id, *at)).collect();
         if snapshot.is_empty() {
             return Ok(0);

@@ -5,8 +5,9 @@
 //! definitions older than the last committed change it could have seen.
 use crate::graph::RoleGraph;
 use crate::store;
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::DbErr;
 use std::sync::{Arc, PoisonError, RwLock};
+use warden_common::db::Db;
 
 pub(crate) struct GraphCache {
     current: RwLock<Arc<RoleGraph>>,
@@ -22,7 +23,7 @@ impl GraphCache {
     }
 
     /// A graph at least as new as `generation`, reloading it if the cached one is older.
-    pub(crate) async fn at_least(&self, db: &DatabaseConnection, generation: i64) -> Result<Arc<RoleGraph>, DbErr> {
+    pub(crate) async fn at_least(&self, db: &Db, generation: i64) -> Result<Arc<RoleGraph>, DbErr> {
         if let Some(graph) = self.cached(generation) {
             return Ok(graph);
         }

@@ -7,16 +7,16 @@ use crate::epoch::{Epoch, VIEW_MAX_AGE};
 use crate::graph::RoleGraph;
 use crate::store::{self, assignments, roles};
 use crate::validate::{self, MAX_CHECKED_PERMISSIONS, is_role_name};
-use sea_orm::DatabaseConnection;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use uuid::Uuid;
+use warden_common::db::Db;
 use warden_common::{Error, ErrorCode, Result};
 
 pub struct RbacService {
-    db: DatabaseConnection,
+    db: Db,
     /// Role definitions only; assignments are read on every request.
     graph: GraphCache,
     /// Users' views, kept when this process is the sole writer
@@ -42,7 +42,7 @@ struct Kept {
 const VIEW_CAPACITY: usize = 100_000;
 
 impl RbacService {
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Db) -> Self {
         RbacService { db, graph: GraphCache::new(), views: None, changes: AtomicU64::new(0), epoch: None }
     }
 

@@ -7,13 +7,11 @@ use crate::keyset::KeySet;
 use crate::signing_key::{KeyPair, jwk};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Set};
 use std::sync::Arc;
 use time::OffsetDateTime;
 use warden_common::clock::SharedClock;
+use warden_common::db::Db;
 use warden_common::sealing::Sealer;
 use warden_common::{Error, Result};
 
@@ -27,13 +25,13 @@ pub(crate) struct KeyRing {
 }
 
 pub(crate) struct KeyStore {
-    db: DatabaseConnection,
+    db: Db,
     clock: SharedClock,
     sealer: Sealer,
 }
 
 impl KeyStore {
-    pub(crate) fn new(db: DatabaseConnection, clock: SharedClock, sealer: Sealer) -> Self {
+    pub(crate) fn new(db: Db, clock: SharedClock, sealer: Sealer) -> Self {
         KeyStore { db, clock, sealer }
     }
 

@@ -4,12 +4,12 @@ use crate::jwt::{self, Claims, LEEWAY_SECONDS};
 use crate::keyring::{KeyRing, KeyStore};
 use crate::keyset::KeySet;
 use crate::verifier::{KeySource, RELOAD_INTERVAL, UNKNOWN_KID_RELOAD_GAP, Verifier};
-use sea_orm::DatabaseConnection;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Instant;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use warden_common::clock::SharedClock;
+use warden_common::db::Db;
 use warden_common::sealing::Sealer;
 use warden_common::{Config, Error, Result};
 
@@ -49,7 +49,7 @@ pub struct TokenService {
 
 impl TokenService {
     /// Loads (or creates) the signing keys and starts the periodic reload.
-    pub async fn new(db: DatabaseConnection, clock: SharedClock, settings: TokenSettings) -> anyhow::Result<Arc<Self>> {
+    pub async fn new(db: Db, clock: SharedClock, settings: TokenSettings) -> anyhow::Result<Arc<Self>> {
         let store =
             KeyStore::new(db, clock.clone(), Sealer::new(settings.signing_key_secret.as_deref(), "signing-keys"));
         let ring = store.load().await.map_err(|e| {

@@ -4,7 +4,6 @@
 use crate::migrator::Migrator;
 use crate::role::ServiceRole;
 use anyhow::Context;
-use sea_orm::DatabaseConnection;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +15,7 @@ use warden_auth::{AuthService, AuthSettings, Peers, SharedAuth};
 use warden_common::clock::SharedClock;
 use warden_common::config::Mode;
 use warden_common::config::split_list;
+use warden_common::db::Db;
 use warden_common::secret::Secret;
 use warden_common::tls::Tls;
 use warden_common::{Config, grpc};
@@ -61,7 +61,7 @@ pub struct LocalServices {
 }
 
 /// Opens the database and applies migrations if configured to.
-pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection> {
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     // Validated to 1..=1000.
     let pool = u32::try_from(config.database_max_connections).unwrap_or(warden_common::db::DEFAULT_MAX_CONNECTIONS);
     let db = warden_common::db::connect_with(&config.database_url, pool)

@@ -1,26 +1,33 @@
 //! Database connections and migrations, the same for SQLite and PostgreSQL.
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait, Select, Statement,
-};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, DbErr, EntityTrait, Select, Statement};
 use sea_orm_migration::MigratorTrait;
 use std::time::Duration;
 
+mod bounded;
+pub use bounded::{ANSWER_TIMEOUT, Bounded, Db, RowStream, Rows, Tx};
+
 /// Longest wait for a pooled connection (and for a new one).
 pub const POOL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A PostgreSQL connection idle this long is pinged before it is handed out: it may have been
+/// cut (a server restart, a proxy's idle timeout) and a ping finds out without failing a
+/// request. A busier connection is not: a ping is a round trip per query, and a hot connection
+/// to a server that stopped answering fails within [`ANSWER_TIMEOUT`] anyway.
+const IDLE_PING: Duration = Duration::from_secs(1);
 
 /// PostgreSQL connections per process unless configured (`WARDEN_DATABASE_MAX_CONNECTIONS`).
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 32;
 
 /// Opens the database with the default pool size (see [`connect_with`]).
-pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect(url: &str) -> anyhow::Result<Db> {
     connect_with(url, DEFAULT_MAX_CONNECTIONS).await
 }
 
 /// Opens the database. SQLite gets WAL and a busy timeout so concurrent writers wait
 /// instead of failing, and a pool of at most 8; PostgreSQL a pool of at most
-/// `max_connections`.
-pub async fn connect_with(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
+/// `max_connections`, whose calls are bounded by [`ANSWER_TIMEOUT`].
+pub async fn connect_with(url: &str, max_connections: u32) -> anyhow::Result<Db> {
     let mut options = ConnectOptions::new(url.to_owned());
     // A database that is down must be a fast 503, not a request held for seconds: sqlx keeps
     // retrying a refused connection until the acquire timeout.
@@ -41,12 +48,9 @@ pub async fn connect_with(url: &str, max_connections: u32) -> anyhow::Result<Dat
                 .foreign_keys(true)
         });
     } else {
-        // PostgreSQL keeps the ping before each use: on a server that stopped answering it
-        // fails within the acquire timeout, where a query on a hot connection would wait for
-        // the request's whole budget.
-        options.max_connections(max_connections.max(1)).min_connections(1);
+        options.max_connections(max_connections.max(1)).min_connections(1).test_before_acquire_if_idle_for(IDLE_PING);
     }
-    Ok(Database::connect(options).await?)
+    Ok(Db::new(Database::connect(options).await?))
 }
 
 /// The row a unique key picks (a primary key or a unique column), or none.
@@ -61,16 +65,16 @@ pub async fn unique<E: EntityTrait>(select: Select<E>, db: &impl ConnectionTrait
 }
 
 /// Checks that the database answers (readiness).
-pub async fn ping(db: &DatabaseConnection) -> bool {
+pub async fn ping(db: &Db) -> bool {
     db.execute_raw(Statement::from_string(db.get_database_backend(), "SELECT 1")).await.is_ok()
 }
 
 /// Runs migrations. On PostgreSQL an advisory lock serialises replicas starting together;
 /// it is session-scoped, so lock, migrations and unlock run on one dedicated connection.
-pub async fn migrate<M: MigratorTrait>(url: &str, db: &DatabaseConnection) -> anyhow::Result<()> {
+pub async fn migrate<M: MigratorTrait>(url: &str, db: &Db) -> anyhow::Result<()> {
     const LOCK_ID: i64 = 0x5741_5244_454e; // "WARDEN"
     if db.get_database_backend() != DbBackend::Postgres {
-        return Ok(M::up(db, None).await?);
+        return Ok(M::up(db.unbounded(), None).await?);
     }
     let mut options = ConnectOptions::new(url.to_owned());
     options.max_connections(1).min_connections(1).connect_timeout(Duration::from_secs(5)).sqlx_logging(false);
@@ -86,7 +90,6 @@ pub async fn migrate<M: MigratorTrait>(url: &str, db: &DatabaseConnection) -> an
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sea_orm::TransactionTrait;
 
     async fn pragma(db: &impl ConnectionTrait, name: &str) -> String {
         let row = db

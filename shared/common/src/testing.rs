@@ -2,7 +2,8 @@
 //! Redis come from `WARDEN_TEST_DATABASE_URL` / `WARDEN_TEST_REDIS_URL`. When those are
 //! absent a test prints that it skipped, unless `WARDEN_TEST_REQUIRE_SERVICES=1`, where a
 //! missing service fails the test instead.
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use crate::db::Db;
+use sea_orm::ConnectionTrait;
 
 fn required() -> bool {
     std::env::var("WARDEN_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
@@ -30,7 +31,8 @@ pub async fn postgres_url(test: &str) -> Option<String> {
     let base = from_env("WARDEN_TEST_DATABASE_URL", test)?;
     let name = format!("warden_t_{}", uuid::Uuid::new_v4().simple());
     let admin = crate::db::connect(&base).await.expect("connect to WARDEN_TEST_DATABASE_URL");
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+    // Unbounded: on a busy machine creating a database can take longer than a request's wait.
+    admin.unbounded().execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
     admin.close().await.ok();
     let (prefix, _) = base.rsplit_once('/').expect("database URL has a path");
     Some(format!("{prefix}/{name}"))
@@ -42,6 +44,6 @@ pub fn redis_url(test: &str) -> Option<String> {
 }
 
 /// A migrated-or-not connection to a fresh SQLite database.
-pub async fn sqlite() -> DatabaseConnection {
+pub async fn sqlite() -> Db {
     crate::db::connect(&sqlite_url()).await.expect("open sqlite")
 }

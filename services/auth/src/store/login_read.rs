@@ -77,9 +77,10 @@ pub(super) async fn read(db: &impl ConnectionTrait, key: &str, counter: Counter)
 mod tests {
     use super::super::{LockoutPolicy, RedisStore, SessionStore, SqlStore};
     use crate::entity::{mfa_totp, user};
-    use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
+    use sea_orm::{ActiveModelTrait, Set};
     use sea_orm_migration::{MigrationTrait, MigratorTrait};
     use uuid::Uuid;
+    use warden_common::db::Db;
     use warden_common::{db, testing};
 
     struct Migrator;
@@ -93,7 +94,7 @@ mod tests {
     const POLICY: LockoutPolicy = LockoutPolicy { threshold: 3, base_seconds: 60, max_seconds: 600 };
     const NOW: i64 = 1_800_000_000;
 
-    async fn user(db: &DatabaseConnection, name: &str, totp: Option<bool>) -> user::Model {
+    async fn user(db: &Db, name: &str, totp: Option<bool>) -> user::Model {
         let at = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         let row = user::ActiveModel {
             id: Set(Uuid::new_v4()),
@@ -123,7 +124,7 @@ mod tests {
     /// A store's login read answers as its counter read and the account rows say, for a
     /// missing, a locked, a failed, a second-factor and a disabled name. The names carry a
     /// fresh tag: Redis keeps counters between runs.
-    async fn login_state_matches_separate_reads(store: &dyn SessionStore, conn: &DatabaseConnection) {
+    async fn login_state_matches_separate_reads(store: &dyn SessionStore, conn: &Db) {
         let tag = Uuid::new_v4().simple().to_string();
         let name = |base: &str| format!("{base}-{tag}");
         let (policy, now) = (POLICY, NOW);
@@ -153,7 +154,7 @@ mod tests {
         }
     }
 
-    async fn migrated(url: &str) -> DatabaseConnection {
+    async fn migrated(url: &str) -> Db {
         let conn = db::connect(url).await.unwrap();
         db::migrate::<Migrator>(url, &conn).await.unwrap();
         conn

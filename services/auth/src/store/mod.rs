@@ -2,9 +2,9 @@
 //! failure counters. Redis in production, the SQL database in the embedded default; both
 //! give the same behaviour, expiry included, and both are atomic where it matters
 //! (refresh-token rotation, failure counting).
-use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 use warden_common::Result;
+use warden_common::db::Db;
 
 mod login_read;
 mod redis;
@@ -98,12 +98,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// A login's first read: the failure state of `key` (a lowercased username) and the account
     /// of that name, which lives in `accounts` (`login_read.rs`). Both are read whether or not
     /// the name is locked, so a locked name costs the same reads as any other.
-    async fn login_state(
-        &self,
-        key: &str,
-        now: i64,
-        accounts: &DatabaseConnection,
-    ) -> Result<(FailureState, Option<LoginUser>)>;
+    async fn login_state(&self, key: &str, now: i64, accounts: &Db) -> Result<(FailureState, Option<LoginUser>)>;
     /// Atomically counts one failure and applies the lock `policy` decides on.
     async fn record_failure(&self, key: &str, now: i64, policy: &LockoutPolicy) -> Result<FailureState>;
     async fn clear_failures(&self, key: &str) -> Result<()>;

@@ -15,9 +15,9 @@ use super::login_read::{self, Counter};
 use super::{FailureState, LockoutPolicy, LoginUser, Rotation, SessionRecord, SessionStore};
 use fred::prelude::*;
 use fred::types::scripts::Script;
-use sea_orm::DatabaseConnection;
 use std::collections::HashMap;
 use uuid::Uuid;
+use warden_common::db::Db;
 use warden_common::secret::sha256_hex;
 use warden_common::{Error, Result};
 
@@ -303,12 +303,7 @@ impl SessionStore for RedisStore {
     }
 
     /// The counter in Redis and the account in the database, read side by side.
-    async fn login_state(
-        &self,
-        key: &str,
-        now: i64,
-        accounts: &DatabaseConnection,
-    ) -> Result<(FailureState, Option<LoginUser>)> {
+    async fn login_state(&self, key: &str, now: i64, accounts: &Db) -> Result<(FailureState, Option<LoginUser>)> {
         let (state, read) =
             tokio::try_join!(self.failure_state(key, now), login_read::read(accounts, key, Counter::Elsewhere))?;
         Ok((state, read.user))

@@ -5,10 +5,11 @@ use super::{FailureState, LockoutPolicy, LoginUser, Rotation, SessionRecord, Ses
 use crate::cache::{HOT_PATH_TTL, TtlCache};
 use crate::entity::{login_failure, mfa_challenge, session};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set};
 use std::time::Duration;
 use uuid::Uuid;
 use warden_common::Result;
+use warden_common::db::Db;
 use warden_common::db::unique;
 use warden_common::secret::sha256_hex;
 
@@ -16,18 +17,20 @@ use warden_common::secret::sha256_hex;
 /// them in front of the database stays exact: every write below updates it, and an ended
 /// session leaves a tombstone (`None`) that a racing reader cannot overwrite.
 pub struct SqlStore {
-    db: DatabaseConnection,
+    db: Db,
     sessions: TtlCache<Uuid, Option<SessionRecord>>,
 }
 
 impl SqlStore {
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Db) -> Self {
         SqlStore { db, sessions: TtlCache::new(HOT_PATH_TTL) }
     }
 
-    /// Deletes ended sessions and forgotten failure counters every minute.
+    /// Deletes ended sessions and forgotten failure counters every minute. Unbounded: no
+    /// request waits for a sweep, and a large one may take PostgreSQL longer than a request's
+    /// wait for an answer.
     pub fn spawn_sweeper(&self, clock: warden_common::clock::SharedClock) {
-        let db = self.db.clone();
+        let db = self.db.unbounded().clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(60)).await;
@@ -199,12 +202,7 @@ impl SessionStore for SqlStore {
     }
 
     /// The counters live beside the accounts, in this store's database: one statement reads both.
-    async fn login_state(
-        &self,
-        key: &str,
-        now: i64,
-        _accounts: &DatabaseConnection,
-    ) -> Result<(FailureState, Option<LoginUser>)> {
+    async fn login_state(&self, key: &str, now: i64, _accounts: &Db) -> Result<(FailureState, Option<LoginUser>)> {
         let read = login_read::read(&self.db, key, Counter::Joined).await?;
         Ok((state_of_counter(read.counter, now), read.user))
     }

@@ -1,10 +1,11 @@
 //! Test environments: a migrated database, optionally Redis, and a clock the test moves.
 use fred::prelude::*;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 use std::path::PathBuf;
 use std::sync::Arc;
 use warden_common::clock::{OffsetClock, SharedClock};
+use warden_common::db::Db;
 use warden_common::{Error, ErrorCode};
 use warden_key::{CreatedApiKey, KeyApi, KeyService, NewApiKey};
 
@@ -17,7 +18,7 @@ impl MigratorTrait for Migrator {
 }
 
 pub(crate) struct Env {
-    pub(crate) db: DatabaseConnection,
+    pub(crate) db: Db,
     pub(crate) redis_url: Option<String>,
     pub(crate) clock: Arc<OffsetClock>,
     /// The SQLite file (and its WAL), to check what reaches the disk.

@@ -3,13 +3,11 @@ use super::{RoleInherits, RolePermissions, Roles, UserRoles, bump_generation, ge
 use crate::api::{NewRole, Role};
 use crate::graph::RoleGraph;
 use sea_orm::sea_query::{Cond, Expr, ExprTrait, Order, Query, SelectStatement};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, IsolationLevel, QueryResult, SqlErr, StreamTrait,
-    TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, IsolationLevel, QueryResult, SqlErr, StreamTrait};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use tokio_stream::StreamExt;
+use warden_common::db::Db;
 use warden_common::{Error, ErrorCode, Result};
 
 pub(crate) fn not_found(name: &str) -> Error {
@@ -17,7 +15,7 @@ pub(crate) fn not_found(name: &str) -> Error {
 }
 
 /// Reads the whole role graph as one snapshot, tagged with the generation read first.
-pub(crate) async fn load_graph(db: &DatabaseConnection) -> Result<RoleGraph, DbErr> {
+pub(crate) async fn load_graph(db: &Db) -> Result<RoleGraph, DbErr> {
     // One snapshot for all four reads: SQLite transactions already are; PostgreSQL's default
     // (read committed) gives each statement its own.
     let isolation = (db.get_database_backend() == DbBackend::Postgres).then_some(IsolationLevel::RepeatableRead);
@@ -99,7 +97,7 @@ pub(crate) async fn exists(db: &impl ConnectionTrait, name: &str) -> Result<bool
 }
 
 /// Inserts a validated role. Parents must exist, so no cycle can form.
-pub(crate) async fn create(db: &DatabaseConnection, role: &NewRole) -> Result<()> {
+pub(crate) async fn create(db: &Db, role: &NewRole) -> Result<()> {
     let txn = db.begin().await?;
     bump_generation(&txn).await?;
     if exists(&txn, &role.name).await? {
@@ -153,7 +151,7 @@ pub(crate) async fn create(db: &DatabaseConnection, role: &NewRole) -> Result<()
 /// Deletes a role, its assignments, its entries and every inheritance link to or from it, in
 /// one transaction: roles that inherited it simply stop inheriting it. The foreign keys also
 /// cascade, but deleting explicitly keeps this correct on a connection without them.
-pub(crate) async fn delete(db: &DatabaseConnection, name: &str) -> Result<()> {
+pub(crate) async fn delete(db: &Db, name: &str) -> Result<()> {
     let txn = db.begin().await?;
     bump_generation(&txn).await?;
     let select =

@@ -1,9 +1,9 @@
 //! Fresh, migrated databases and services for each test, on every backend.
-use sea_orm::DatabaseConnection;
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tonic::transport::{Channel, Endpoint, Server};
+use warden_common::db::Db;
 use warden_common::{Error, ErrorCode, db, testing};
 use warden_rbac::grpc::{RemoteRbac, server};
 use warden_rbac::{Decision, NewRole, RbacService, SharedRbac};
@@ -47,7 +47,7 @@ impl Backend {
     }
 }
 
-pub(crate) async fn connect(url: &str) -> DatabaseConnection {
+pub(crate) async fn connect(url: &str) -> Db {
     db::connect(url).await.expect("connect")
 }
 

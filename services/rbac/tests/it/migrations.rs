@@ -6,9 +6,9 @@ use warden_rbac::{RbacApi, RbacService};
 async fn down_and_up_again(backend: Backend, test: &str) {
     let Some(url) = backend.url(test).await else { return };
     let db = connect(&url).await;
-    Migrator::down(&db, None).await.expect("down");
+    Migrator::down(db.unbounded(), None).await.expect("down");
     assert!(!RbacService::new(db.clone()).ready().await);
-    Migrator::up(&db, None).await.expect("up again");
+    Migrator::up(db.unbounded(), None).await.expect("up again");
     let api = RbacService::new(db);
     assert!(api.ready().await);
     assert!(api.get_role("admin").await.expect("admin is seeded again").builtin);
