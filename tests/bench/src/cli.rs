@@ -372,7 +372,7 @@ async fn run_mode(
             let warmup = plan.warmup.min(Duration::from_millis(500));
             login_rounds = Some(login_rounds::judge(&runner, spec, rounds, warmup, window, plan.cores).await?);
             fleet.check_alive()?;
-            login_floor = Some(judge_login_floor(plan, client, &fx, fleet.mode, warmup).await?);
+            login_floor = Some(judge_login_floor(plan, client, &fx, fleet, warmup).await?);
         }
     }
     if plan.wanted(scenarios::FLOOD) {
@@ -449,14 +449,13 @@ struct RelayServer {
 }
 
 impl RelayServer {
-    /// `hashes`: the first backend hashes once before it answers (the split login floor).
     async fn start(
         plan: &Plan,
         client: &tokio::runtime::Handle,
         fx: &fixtures::Fixture,
-        hashes: bool,
+        first_backend: &relay::FirstBackend,
     ) -> anyhow::Result<Self> {
-        let fleet = relay::RelayFleet::start(hashes).await?;
+        let fleet = relay::RelayFleet::start(first_backend).await?;
         let fx = fixtures::Fixture { ceiling_http: Some(fleet.addr), ..fx.clone() };
         let runner = Runner::new(client.clone(), fleet.pids(), plan.warmup, plan.duration, fx);
         Ok(RelayServer { fleet, runner })
@@ -506,24 +505,25 @@ async fn relay_ceiling(
 ) -> anyhow::Result<ScenarioResult> {
     let spec = scenarios::relay_spec(plan.concurrency);
     eprintln!("warden-bench: [ceiling] {}", spec.name);
-    let relay = RelayServer::start(plan, client, fx, false).await?;
+    let relay = RelayServer::start(plan, client, fx, &relay::FirstBackend::Nothing).await?;
     let result = relay.runner.scenario(spec).await;
     relay.stop().await;
     result
 }
 
-/// The login floor of `mode`'s shape (`floor.rs`), judged in rounds as the logins are.
+/// The login floor of the fleet's shape (`floor.rs`), judged in rounds as the logins are. The
+/// split floor's stores are the fleet's own PostgreSQL database and Redis.
 async fn judge_login_floor(
     plan: &Plan,
     client: &tokio::runtime::Handle,
     fx: &fixtures::Fixture,
-    mode: Mode,
+    fleet: &Fleet,
     warmup: Duration,
 ) -> anyhow::Result<login_rounds::LoginRounds> {
-    let spec = scenarios::floor_spec(plan.concurrency, mode);
+    let spec = scenarios::floor_spec(plan.concurrency, fleet.mode);
     let (rounds, window) = plan.login_rounds;
     eprintln!("warden-bench: [floor] {}: {rounds} rounds next to the argon2 references", spec.name);
-    match mode {
+    match fleet.mode {
         Mode::Embedded => {
             let ceiling = CeilingServer::start(plan, client, fx).await?;
             let judged = login_rounds::judge(&ceiling.runner, spec, rounds, warmup, window, plan.cores).await;
@@ -531,7 +531,11 @@ async fn judge_login_floor(
             judged
         }
         Mode::Split => {
-            let relay = RelayServer::start(plan, client, fx, true).await?;
+            let stores = relay::FirstBackend::Login {
+                database_url: fleet.database_url().context("split mode has a PostgreSQL database")?,
+                redis_url: fleet.redis_url.clone().context("split mode has a Redis")?,
+            };
+            let relay = RelayServer::start(plan, client, fx, &stores).await?;
             let judged = login_rounds::judge(&relay.runner, spec, rounds, warmup, window, plan.cores).await;
             relay.stop().await;
             judged
@@ -566,5 +570,24 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("warden-bench".to_owned()).chain(args)).unwrap();
         let Some(Sub::CeilingServer(server)) = cli.command else { panic!("not the ceiling server: {cli:?}") };
         assert_eq!((server.x.as_str(), server.issuer.as_str(), server.addr), ("-_key", "http://warden", addr));
+    }
+
+    /// The split floor's backend touches the stores only around a hash, and needs both.
+    #[test]
+    fn the_floor_backend_takes_both_stores_with_a_hash() {
+        let parse = |args: &[&str]| {
+            let line = ["warden-bench", "ceiling-backend", "--addr", "127.0.0.1:1"].iter().chain(args);
+            Cli::try_parse_from(line).map(|cli| match cli.command {
+                Some(Sub::CeilingBackend(b)) => (b.hash, b.postgres, b.redis),
+                other => panic!("not the backend: {other:?}"),
+            })
+        };
+        let (db, redis) = ("postgres://h/d".to_owned(), "redis://h".to_owned());
+        let login = parse(&["--hash", "--postgres", &db, "--redis", &redis]).unwrap();
+        assert_eq!(login, (true, Some(db.clone()), Some(redis.clone())));
+        assert_eq!(parse(&["--hash"]).unwrap(), (true, None, None));
+        assert!(parse(&["--postgres", &db, "--redis", &redis]).is_err(), "stores without a hash");
+        assert!(parse(&["--hash", "--postgres", &db]).is_err(), "PostgreSQL without Redis");
+        assert!(parse(&["--hash", "--redis", &redis]).is_err(), "Redis without PostgreSQL");
     }
 }

@@ -292,6 +292,12 @@ impl Fleet {
     }
 
     /// Fails if any process died (with its log).
+    /// The fleet's PostgreSQL database (split mode).
+    pub fn database_url(&self) -> Option<String> {
+        let (admin_url, name) = self.pg.as_ref()?;
+        Some(format!("{}/{name}", admin_url.rsplit_once('/')?.0))
+    }
+
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         self.procs.iter_mut().try_for_each(Proc::check_alive)
     }

@@ -5,7 +5,12 @@
 //! ratio is the best any login of that shape can reach on these cores.
 //!
 //! - Embedded: the bare axum server (`ceiling.rs`) answers `GET /hash` after one hash.
-//! - Split: the bare relay (`relay.rs`) whose first backend hashes before it answers.
+//! - Split: the bare relay (`relay.rs`) whose first backend does what a split login must do
+//!   in auth, at its barest ([`LoginStores`]): it reads PostgreSQL and Redis side by side,
+//!   hashes, and writes Redis before it answers. Split mode puts PostgreSQL and Redis on the
+//!   same cores as the hash, so their share of a login belongs to the shape.
+use fred::prelude::{Expiration, KeysInterface};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use std::pin::Pin;
 use std::sync::Arc;
 use tonic::codegen::tokio_stream::Stream;
@@ -13,6 +18,7 @@ use tonic::{Request, Response, Status};
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse, health_check_response::ServingStatus};
 use warden_auth::password::PasswordHasher;
+use warden_common::db::Db;
 use warden_common::secret::Secret;
 
 const PASSWORD: &str = "bench-floor-correct-horse";
@@ -41,15 +47,63 @@ impl OneHash {
     }
 }
 
-/// A health service that hashes once before each answer: the split floor's "auth".
-struct HashingHealth(OneHash);
+/// The stores around a split login's hash, each touched as Warden touches it but with the
+/// least work: before the hash one PostgreSQL statement (the account) beside one Redis read
+/// (the failure counter), after it one Redis write (the session). Both through Warden's own
+/// connection settings (`warden_common::db`, `warden_common::redis`).
+pub struct LoginStores {
+    db: Db,
+    redis: fred::clients::Client,
+}
+
+const SESSION_KEY: &str = "warden-bench:floor-session";
+
+impl LoginStores {
+    pub async fn connect(database_url: &str, redis_url: &str) -> anyhow::Result<LoginStores> {
+        let db = warden_common::db::connect(database_url).await?;
+        let redis = warden_common::redis::connect(redis_url).await?;
+        Ok(LoginStores { db, redis })
+    }
+
+    async fn read(&self) -> anyhow::Result<()> {
+        let account = self.db.query_one_raw(Statement::from_string(DbBackend::Postgres, "SELECT 1"));
+        let counter = self.redis.get::<Option<String>, _>(SESSION_KEY);
+        let (account, _) = tokio::join!(account, counter);
+        anyhow::ensure!(account?.is_some(), "PostgreSQL answered no row");
+        Ok(())
+    }
+
+    async fn write(&self) -> anyhow::Result<()> {
+        Ok(self.redis.set::<(), _, _>(SESSION_KEY, "session", Some(Expiration::EX(60)), None, false).await?)
+    }
+}
+
+/// A health service that hashes once before each answer (with its stores around the hash,
+/// if any): the split floor's "auth".
+struct HashingHealth {
+    hash: OneHash,
+    stores: Option<LoginStores>,
+}
+
+impl HashingHealth {
+    async fn login(&self) -> anyhow::Result<()> {
+        if let Some(stores) = &self.stores {
+            stores.read().await?;
+        }
+        self.hash.verify().await?;
+        if let Some(stores) = &self.stores {
+            stores.write().await?;
+        }
+        Ok(())
+    }
+}
 
 type NoStream = Pin<Box<dyn Stream<Item = Result<HealthCheckResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Health for HashingHealth {
     async fn check(&self, _: Request<HealthCheckRequest>) -> Result<Response<HealthCheckResponse>, Status> {
-        self.0.verify().await.map_err(|e| Status::internal(e.to_string()))?;
+        self.login().await.map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(HealthCheckResponse { status: ServingStatus::Serving.into() }))
     }
 
@@ -60,9 +114,9 @@ impl Health for HashingHealth {
     }
 }
 
-/// Serves `grpc.health.v1.Health/Check`, one hash per call.
-pub async fn serve_hashing_health(addr: std::net::SocketAddr) -> anyhow::Result<()> {
-    let service = HealthServer::new(HashingHealth(OneHash::new().await?));
+/// Serves `grpc.health.v1.Health/Check`, one hash per call, with `stores` around it.
+pub async fn serve_hashing_health(addr: std::net::SocketAddr, stores: Option<LoginStores>) -> anyhow::Result<()> {
+    let service = HealthServer::new(HashingHealth { hash: OneHash::new().await?, stores });
     tonic::transport::Server::builder().add_service(service).serve(addr).await?;
     Ok(())
 }

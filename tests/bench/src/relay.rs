@@ -24,6 +24,21 @@ pub struct BackendArgs {
     /// Hash once (Warden's hasher) before each answer: the split login floor (`floor.rs`).
     #[arg(long)]
     pub hash: bool,
+    /// With `--hash`: read this PostgreSQL database and `--redis` before the hash, write
+    /// Redis after it (`floor::LoginStores`).
+    #[arg(long, requires_all = ["hash", "redis"])]
+    pub postgres: Option<String>,
+    #[arg(long, requires = "postgres")]
+    pub redis: Option<String>,
+}
+
+/// What the relay's first backend does before it answers.
+#[derive(Clone, Debug)]
+pub enum FirstBackend {
+    /// Nothing: the relay ceiling.
+    Nothing,
+    /// A split login's least work (`floor.rs`): the stores at these URLs, and one hash.
+    Login { database_url: String, redis_url: String },
 }
 
 /// Arguments of the `ceiling-relay` subcommand.
@@ -45,7 +60,13 @@ fn one_thread() -> std::io::Result<tokio::runtime::Runtime> {
 /// A gRPC server that answers health checks only (after a hash each, with `--hash`).
 pub fn serve_backend(args: BackendArgs) -> anyhow::Result<()> {
     if args.hash {
-        one_thread()?.block_on(crate::floor::serve_hashing_health(args.addr))
+        one_thread()?.block_on(async move {
+            let stores = match (&args.postgres, &args.redis) {
+                (Some(db), Some(redis)) => Some(crate::floor::LoginStores::connect(db, redis).await?),
+                _ => None,
+            };
+            crate::floor::serve_hashing_health(args.addr, stores).await
+        })
     } else {
         one_thread()?.block_on(crate::ceiling::serve_health(args.addr))
     }
@@ -86,15 +107,14 @@ pub struct RelayFleet {
 
 impl RelayFleet {
     /// Starts the three and waits until each listens; on failure, dropping them kills them.
-    /// With `first_hashes`, the first backend hashes once before each answer (`floor.rs`).
-    pub async fn start(first_hashes: bool) -> anyhow::Result<RelayFleet> {
+    pub async fn start(first_backend: &FirstBackend) -> anyhow::Result<RelayFleet> {
         let exe = std::env::current_exe()?;
         let dir = std::env::temp_dir();
         let (first, second, addr) = (procs::free_addr()?, procs::free_addr()?, procs::free_addr()?);
         let (to, listens) = (format!("{first},{second}"), [first, second, addr].map(|a| a.to_string()));
         let mut first_args = vec!["ceiling-backend", "--addr", &listens[0]];
-        if first_hashes {
-            first_args.push("--hash");
+        if let FirstBackend::Login { database_url, redis_url } = first_backend {
+            first_args.extend(["--hash", "--postgres", database_url, "--redis", redis_url]);
         }
         let launches = [
             ("bare-backend-1", first, first_args),

@@ -51,7 +51,8 @@ pub const CEILING_JWT: &str = "bare axum, EdDSA verify (jsonwebtoken)";
 pub const CEILING_GRPC: &str = "bare tonic, unary health check (same runtime shape as warden)";
 pub const CEILING_RELAY: &str = "bare relay: axum, then two gRPC health checks in two processes (1 thread each)";
 pub const FLOOR_EMBEDDED: &str = "bare axum answering after one Warden hash";
-pub const FLOOR_SPLIT: &str = "bare relay whose first backend answers after one Warden hash";
+pub const FLOOR_SPLIT: &str =
+    "bare relay whose first backend reads PostgreSQL and Redis, hashes once (Warden's hasher) and writes Redis";
 
 /// Every Warden scenario but the flood, in the order they run.
 pub fn specs(c: Concurrency) -> Vec<Spec> {
