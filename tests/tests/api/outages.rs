@@ -11,9 +11,11 @@ use warden::ServiceRole;
 use warden_tests::proxy::{Fault, FaultProxy, upstream_of};
 use warden_tests::{ADMIN_PASSWORD, Backend, TestWarden, backend_urls, base_config};
 
-/// Far below a hang, far above any honest answer on a loaded machine. A refused or stalled
-/// PostgreSQL answers after the pool's acquire timeout (`db::POOL_TIMEOUT`, 2 s; connecting
-/// is retried until then), so the bound for PostgreSQL is that timeout plus slack.
+/// Far below a hang, far above any honest answer on a loaded machine. A refused PostgreSQL
+/// answers after the pool's acquire timeout (`db::POOL_TIMEOUT`, 2 s; connecting is retried
+/// until then), a stalled one after the client's wait for an answer (`db::ANSWER_TIMEOUT`,
+/// 2 s, on a hot connection that is not pinged first), so the bound for PostgreSQL is that
+/// plus slack.
 const FAST: Duration = Duration::from_secs(3);
 const POOL_BOUND: Duration = Duration::from_secs(5);
 
