@@ -56,6 +56,7 @@ pub struct LoginStores {
     redis: fred::clients::Client,
 }
 
+/// The floor's one Redis key; it expires a minute after the last write, so it needs no cleanup.
 const SESSION_KEY: &str = "warden-bench:floor-session";
 
 impl LoginStores {
@@ -68,7 +69,8 @@ impl LoginStores {
     async fn read(&self) -> anyhow::Result<()> {
         let account = self.db.query_one_raw(Statement::from_string(DbBackend::Postgres, "SELECT 1"));
         let counter = self.redis.get::<Option<String>, _>(SESSION_KEY);
-        let (account, _) = tokio::join!(account, counter);
+        let (account, counter) = tokio::join!(account, counter);
+        counter?;
         anyhow::ensure!(account?.is_some(), "PostgreSQL answered no row");
         Ok(())
     }
