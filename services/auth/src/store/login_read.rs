@@ -80,8 +80,8 @@ mod tests {
     use sea_orm::{ActiveModelTrait, Set};
     use sea_orm_migration::{MigrationTrait, MigratorTrait};
     use uuid::Uuid;
-    use warden_common::db::Db;
-    use warden_common::{db, testing};
+    use warden_common::db::{self, Db};
+    use warden_common::testing;
 
     struct Migrator;
 
@@ -95,7 +95,7 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     async fn user(db: &Db, name: &str, totp: Option<bool>) -> user::Model {
-        let at = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let at = time::OffsetDateTime::from_unix_timestamp(NOW).unwrap();
         let row = user::ActiveModel {
             id: Set(Uuid::new_v4()),
             username: Set(name.to_owned()),
@@ -127,17 +127,16 @@ mod tests {
     async fn login_state_matches_separate_reads(store: &dyn SessionStore, conn: &Db) {
         let tag = Uuid::new_v4().simple().to_string();
         let name = |base: &str| format!("{base}-{tag}");
-        let (policy, now) = (POLICY, NOW);
         let alice = user(conn, &name("Alice"), None).await;
         let bob = user(conn, &name("bob"), Some(false)).await;
         let carol = user(conn, &name("carol"), Some(true)).await;
         let dis = user(conn, &name("disabled"), None).await;
         for _ in 0..3 {
-            store.record_failure(&name("ghost"), now, &policy).await.unwrap();
+            store.record_failure(&name("ghost"), NOW, &POLICY).await.unwrap();
         }
-        store.record_failure(&name("alice"), now, &policy).await.unwrap();
+        store.record_failure(&name("alice"), NOW, &POLICY).await.unwrap();
 
-        let cases = [("nobody", None, 0, 0), ("ghost", None, 3, now + 60), ("alice", Some((&alice, false)), 1, 0)];
+        let cases = [("nobody", None, 0, 0), ("ghost", None, 3, NOW + 60), ("alice", Some((&alice, false)), 1, 0)];
         let more = [
             ("bob", Some((&bob, false)), 0, 0),
             ("carol", Some((&carol, true)), 0, 0),
@@ -145,9 +144,9 @@ mod tests {
         ];
         for (base, account, failures, locked_until) in cases.into_iter().chain(more) {
             let key = name(base);
-            let (state, found) = store.login_state(&key, now, conn).await.unwrap();
+            let (state, found) = store.login_state(&key, NOW, conn).await.unwrap();
             assert_eq!((state.failures, state.locked_until), (failures, locked_until), "{key}");
-            let separate = store.failure_state(&key, now).await.unwrap();
+            let separate = store.failure_state(&key, NOW).await.unwrap();
             assert_eq!(state, separate, "{key}");
             let found = found.map(|f| (f.user, f.mfa_enabled));
             assert_eq!(found, account.map(|(u, mfa)| (u.clone(), mfa)), "{key}");
