@@ -441,8 +441,9 @@ impl CeilingServer {
     }
 }
 
-/// The bare relay (`relay.rs`), split mode's shape with no work in it, and a runner that
-/// measures it.
+/// The bare relay (`relay.rs`), split mode's shape, with its first backend doing what it is
+/// asked (nothing for the relay ceiling, a login's least work for the floor), and a runner
+/// that measures it.
 struct RelayServer {
     fleet: relay::RelayFleet,
     runner: Runner,
@@ -531,11 +532,11 @@ async fn judge_login_floor(
             judged
         }
         Mode::Split => {
-            let stores = relay::FirstBackend::Login {
+            let login = relay::FirstBackend::Login {
                 database_url: fleet.database_url().context("split mode has a PostgreSQL database")?,
                 redis_url: fleet.redis_url.clone().context("split mode has a Redis")?,
             };
-            let relay = RelayServer::start(plan, client, fx, &stores).await?;
+            let relay = RelayServer::start(plan, client, fx, &login).await?;
             let judged = login_rounds::judge(&relay.runner, spec, rounds, warmup, window, plan.cores).await;
             relay.stop().await;
             judged

@@ -170,8 +170,6 @@ impl Fleet {
         let admin = Database::connect(admin_url.as_str()).await.context("connect to PostgreSQL")?;
         admin.execute_unprepared(&format!("CREATE DATABASE {db_name}")).await?;
         admin.close().await.ok();
-        let (prefix, _) = admin_url.rsplit_once('/').context("PostgreSQL URL has no database path")?;
-        let database_url = format!("{prefix}/{db_name}");
         let mut fleet = Fleet {
             mode: Mode::Split,
             procs: Vec::new(),
@@ -186,6 +184,7 @@ impl Fleet {
             pg: Some((admin_url, db_name)),
             redis_server,
         };
+        let database_url = fleet.database_url().context("PostgreSQL URL has no database path")?;
         // From here on, a failure still drops the database (the caller stops the fleet).
         match fleet.start_split(setup, &database_url, &redis_url, replicas).await {
             Ok(()) => Ok(fleet),
@@ -291,13 +290,13 @@ impl Fleet {
         self.procs.iter().map(|p| procs::status_kib(p.pid, "VmRSS").unwrap_or(0) as f64 / 1024.0).collect()
     }
 
-    /// Fails if any process died (with its log).
-    /// The fleet's PostgreSQL database (split mode).
+    /// The fleet's PostgreSQL database (split mode): the admin URL's server, the fleet's name.
     pub fn database_url(&self) -> Option<String> {
         let (admin_url, name) = self.pg.as_ref()?;
         Some(format!("{}/{name}", admin_url.rsplit_once('/')?.0))
     }
 
+    /// Fails if any process died (with its log).
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         self.procs.iter_mut().try_for_each(Proc::check_alive)
     }

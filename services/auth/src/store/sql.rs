@@ -9,8 +9,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter
 use std::time::Duration;
 use uuid::Uuid;
 use warden_common::Result;
-use warden_common::db::Db;
-use warden_common::db::unique;
+use warden_common::db::{Db, unique};
 use warden_common::secret::sha256_hex;
 
 /// In the embedded process this store is the only writer of its sessions, so a cache of
