@@ -13,6 +13,7 @@ pub mod h2;
 pub mod http;
 pub mod load;
 pub mod login_rounds;
+pub mod pacer;
 pub mod process_args;
 pub mod procs;
 pub mod redis_mem;
