@@ -7,17 +7,19 @@
 //! queue behind the first: that is latency a fixed offered rate should not have, added to the
 //! server's answers and to the bare static handler's alike (session 20, BENCHMARKS.md).
 //!
-//! The pacer is one OS thread that sleeps in steps of [`STEP`] (nanosleep, not tokio's timer) and
-//! at each step wakes the workers whose next request is due. Requests then leave in groups of
-//! what falls due in one step, a few at half a peak, at the cost of a few thousand wake-ups a
-//! second of a thread that does nothing else.
+//! The pacer is one OS thread that sleeps until the next request falls due, but at least a
+//! [`STEP`] (a futex wait, not tokio's timer), and then wakes the workers whose next request is
+//! due. Requests leave in groups of what falls due in one step, a few at half a peak. At high
+//! rates that is several thousand wake-ups a second of a thread that does nothing else (about
+//! 9 % of a core at 45,000 requests/s, counted with the client's CPU); at a login's rate, a few
+//! hundred.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-/// How often the pacer looks for requests that fell due.
+/// The shortest sleep of the pacer: requests due within a step of each other leave together.
 pub const STEP: Duration = Duration::from_micros(100);
 
 /// One worker's schedule: its first due time and the period between its requests.
@@ -59,7 +61,8 @@ impl Drop for Pacer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
-            // At most one step away from seeing the flag.
+            // Cut its sleep short: the next due time may be far off.
+            thread.thread().unpark();
             let _ = thread.join();
         }
     }
@@ -79,12 +82,13 @@ impl Bell {
     }
 }
 
-/// The pacer thread: every [`STEP`], rings each worker whose next due time has passed.
+/// The pacer thread: rings each worker whose next due time has passed, then sleeps until the
+/// next one (at least a [`STEP`]), until every due time before `end` is rung or it is stopped.
 fn ring(schedules: Vec<Schedule>, bells: Vec<Arc<Notify>>, end: Instant, stop: &AtomicBool) {
     let mut next: Vec<Instant> = schedules.iter().map(|s| s.first).collect();
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
-        let mut pending = false;
+        let mut earliest: Option<Instant> = None;
         for ((due, schedule), bell) in next.iter_mut().zip(&schedules).zip(&bells) {
             if *due <= now {
                 bell.notify_one();
@@ -93,13 +97,14 @@ fn ring(schedules: Vec<Schedule>, bells: Vec<Arc<Notify>>, end: Instant, stop: &
                     *due += schedule.period;
                 }
             }
-            pending |= *due < end;
+            if *due < end {
+                earliest = Some(earliest.map_or(*due, |e| e.min(*due)));
+            }
         }
-        if !pending {
-            // The last due times are rung; the workers have nothing more to wait for.
-            return;
-        }
-        std::thread::sleep(STEP.saturating_sub(now.elapsed()));
+        // None: the last due times are rung; the workers have nothing more to wait for.
+        let Some(earliest) = earliest else { return };
+        // A spurious wake-up only makes the loop look again.
+        std::thread::park_timeout(earliest.max(now + STEP).saturating_duration_since(Instant::now()));
     }
 }
 
@@ -128,8 +133,10 @@ mod tests {
     #[test]
     fn the_pacer_stops_when_dropped_and_after_its_end() {
         let now = Instant::now();
+        // Its first due time an hour away: the drop wakes the sleeping thread.
         let far = Schedule { first: now + Duration::from_secs(3600), period: Duration::from_secs(1) };
         drop(Pacer::start(vec![far], now + Duration::from_secs(7200)));
+        assert!(now.elapsed() < Duration::from_secs(60), "the drop waited for the schedule");
         let done = Schedule { first: now, period: Duration::from_millis(1) };
         let pacer = Pacer::start(vec![done], now + Duration::from_millis(5));
         std::thread::sleep(Duration::from_millis(50));
