@@ -381,7 +381,10 @@ async fn run_mode(
         let peak = results.iter().find(|r| r.name == scenarios::BEARER_VERIFY).map(|r| r.saturation.rps);
         let half_peak = peak.filter(|p| *p > 0.0).map(|p| p / 2.0);
         let rate = plan.args.flood_rate.or(half_peak).unwrap_or(if plan.args.smoke { 50.0 } else { 1000.0 });
-        results.push(runner.flood(rate, plan.concurrency.requests, plan.concurrency.logins).await?);
+        // In rounds as the logins are, with windows of the same length.
+        let (rounds, window) = plan.login_rounds;
+        let judged = (rounds, plan.warmup.min(Duration::from_millis(500)), window);
+        results.push(runner.flood(rate, plan.concurrency.requests, plan.concurrency.logins, judged).await?);
         fleet.check_alive()?;
     }
     let static_floor = match results.iter().find(|r| r.name == scenarios::BEARER_VERIFY).and_then(|r| r.fixed.as_ref())

@@ -151,15 +151,42 @@ pub struct ScenarioResult {
     pub fixed: Option<Phase>,
     /// Peak RSS of each measured process during the scenario, MiB.
     pub peak_rss_mib: Vec<f64>,
-    /// The flood scenario: protected requests alone, and the logins that flooded.
+    /// The flood scenario's rounds; its `saturation` is the last round's protected requests
+    /// during the flood.
     pub flood: Option<Flood>,
 }
 
+/// The login flood, judged in rounds (see [`Runner::flood`]).
 #[derive(Clone, Debug, Serialize)]
 pub struct Flood {
-    pub baseline: Phase,
-    pub logins: Phase,
+    pub rounds: Vec<FloodRound>,
     pub login_connections: usize,
+    /// Seconds measured in each window.
+    pub window_s: f64,
+}
+
+/// One round: protected requests alone, then with logins alongside (or the other way round).
+#[derive(Clone, Debug, Serialize)]
+pub struct FloodRound {
+    pub without: Phase,
+    pub during: Phase,
+    pub logins: Phase,
+}
+
+impl Flood {
+    /// The protected p99 without and during the flood: each the median over the rounds, so
+    /// one disturbed window does not decide the verdict.
+    pub fn p99_ms(&self) -> (f64, f64) {
+        (
+            crate::growth::median(self.rounds.iter().map(|r| r.without.p99_ms)),
+            crate::growth::median(self.rounds.iter().map(|r| r.during.p99_ms)),
+        )
+    }
+
+    /// Logins per second during the flood, the median over the rounds.
+    pub fn logins_per_second(&self) -> f64 {
+        crate::growth::median(self.rounds.iter().map(|r| r.logins.rps))
+    }
 }
 
 pub struct Runner {
@@ -313,27 +340,64 @@ impl Runner {
         })
     }
 
-    /// Bearer `/verify` at a fixed rate, alone and then while `login_connections` flood logins.
+    /// Bearer `/verify` at a fixed rate, alone and while `login_connections` flood logins, in
+    /// `rounds` rounds of two windows each whose order alternates (alone first, then flood
+    /// first, ...), as the logins are judged (`login_rounds.rs`). A single pair of windows on
+    /// this shared machine gave ratios from 0.2x to 12x for the same build (BENCHMARKS.md,
+    /// session 20): drift and a disturbed window now weigh on both sides alike.
     pub async fn flood(
         &self,
         rate: f64,
         connections: usize,
         login_connections: usize,
+        (rounds, warmup, window): (usize, Duration, Duration),
     ) -> anyhow::Result<ScenarioResult> {
         self.reset_peaks();
-        let protected = self.workers(Load::Rest(RestKind::BearerVerify), connections).await?;
-        let (protected, baseline) = self.phase(protected, Pace::Rate(rate)).await;
-        let logins = self.workers(Load::Rest(RestKind::Login), login_connections).await?;
-        let mut results = self.phases(vec![(protected, Pace::Rate(rate)), (logins, Pace::Closed)]).await.into_iter();
-        let (_, during) = results.next().expect("protected group");
-        let (_, logins) = results.next().expect("login group");
+        let mut protected = self.workers(Load::Rest(RestKind::BearerVerify), connections).await?;
+        let mut logins = self.workers(Load::Rest(RestKind::Login), login_connections).await?;
+        let mut judged = Vec::with_capacity(rounds.max(1));
+        for round in 0..rounds.max(1) {
+            let alone_first = round % 2 == 0;
+            let mut without = None;
+            if alone_first {
+                let (back, phase) = self.alone(protected, rate, warmup, window).await;
+                (protected, without) = (back, Some(phase));
+            }
+            let groups = vec![(protected, Pace::Rate(rate)), (logins, Pace::Closed)];
+            let mut results = self.phases_for(groups, warmup, window).await.into_iter();
+            let (back, during) = results.next().expect("protected group");
+            protected = back;
+            let (back, flooded) = results.next().expect("login group");
+            logins = back;
+            let without = match without {
+                Some(phase) => phase,
+                None => {
+                    let (back, phase) = self.alone(protected, rate, warmup, window).await;
+                    protected = back;
+                    phase
+                }
+            };
+            judged.push(FloodRound { without, during, logins: flooded });
+        }
+        let last = judged.last().expect("at least one round").during.clone();
         Ok(ScenarioResult {
             name: FLOOD,
             connections,
-            saturation: during,
+            saturation: last,
             fixed: None,
             peak_rss_mib: self.peaks(),
-            flood: Some(Flood { baseline, logins, login_connections }),
+            flood: Some(Flood { rounds: judged, login_connections, window_s: window.as_secs_f64() }),
         })
+    }
+
+    /// One window of protected requests alone at `rate`.
+    async fn alone(
+        &self,
+        protected: Vec<AnyWorker>,
+        rate: f64,
+        warmup: Duration,
+        window: Duration,
+    ) -> (Vec<AnyWorker>, Phase) {
+        self.phases_for(vec![(protected, Pace::Rate(rate))], warmup, window).await.pop().expect("one group")
     }
 }
