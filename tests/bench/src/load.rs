@@ -243,7 +243,7 @@ mod tests {
         assert!(on_time.p(0.5) < Duration::from_millis(5), "{:?}", on_time.p(0.5));
         // Answers take 20 ms, one due every 10 ms: the schedule falls further behind with every
         // request, and each request's wait for the connection counts against the server (the
-        // median request waited for about 50 answers before it).
+        // median one, over half a second).
         let window = Window::after(Duration::from_millis(100), Duration::from_secs(1));
         let (_, behind) = run(vec![Slow(Duration::from_millis(20))], Pace::Rate(100.0), window).await;
         assert!(behind.p(0.5) > Duration::from_millis(200), "{:?}", behind.p(0.5));
