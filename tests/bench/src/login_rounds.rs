@@ -4,6 +4,7 @@
 //! and once after a long login phase could miss the drift in between, while windows this short
 //! and this interleaved see it on both sides alike, and a drift that runs one way cancels out.
 use crate::ceiling::{self, ArgonRate};
+use crate::load::Pace;
 use crate::scenarios::{Runner, Spec};
 use serde::Serialize;
 use std::time::Duration;
@@ -84,7 +85,7 @@ pub async fn judge(
         if reference_first {
             references.push(reference(threads, window).await?);
         }
-        let (back, phase) = runner.closed_window(workers, warmup, window).await;
+        let (back, phase) = runner.window(workers, Pace::Closed, warmup, window).await;
         workers = back;
         // Failed logins count against the figure (only successes make `rps`), not the run.
         errors += phase.errors;

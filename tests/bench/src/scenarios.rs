@@ -274,19 +274,20 @@ impl Runner {
         self.phases(vec![(workers, pace)]).await.pop().expect("one group")
     }
 
-    /// Opens `spec`'s connections, for windows run one at a time by [`Runner::closed_window`].
+    /// Opens `spec`'s connections, for windows run one at a time by [`Runner::window`].
     pub async fn open(&self, spec: Spec) -> anyhow::Result<Vec<AnyWorker>> {
         self.workers(spec.load, spec.connections).await
     }
 
-    /// One closed-loop window on connections already open: `warmup`, then `duration` measured.
-    pub async fn closed_window(
+    /// One window on connections already open, at `pace`: `warmup`, then `duration` measured.
+    pub async fn window(
         &self,
         workers: Vec<AnyWorker>,
+        pace: Pace,
         warmup: Duration,
         duration: Duration,
     ) -> (Vec<AnyWorker>, Phase) {
-        self.phases_for(vec![(workers, Pace::Closed)], warmup, duration).await.pop().expect("one group")
+        self.phases_for(vec![(workers, pace)], warmup, duration).await.pop().expect("one group")
     }
 
     fn reset_peaks(&self) {
@@ -360,7 +361,7 @@ impl Runner {
             let alone_first = round % 2 == 0;
             let mut without = None;
             if alone_first {
-                let (back, phase) = self.alone(protected, rate, warmup, window).await;
+                let (back, phase) = self.window(protected, Pace::Rate(rate), warmup, window).await;
                 (protected, without) = (back, Some(phase));
             }
             let groups = vec![(protected, Pace::Rate(rate)), (logins, Pace::Closed)];
@@ -372,7 +373,7 @@ impl Runner {
             let without = match without {
                 Some(phase) => phase,
                 None => {
-                    let (back, phase) = self.alone(protected, rate, warmup, window).await;
+                    let (back, phase) = self.window(protected, Pace::Rate(rate), warmup, window).await;
                     protected = back;
                     phase
                 }
@@ -388,16 +389,5 @@ impl Runner {
             peak_rss_mib: self.peaks(),
             flood: Some(Flood { rounds: judged, login_connections, window_s: window.as_secs_f64() }),
         })
-    }
-
-    /// One window of protected requests alone at `rate`.
-    async fn alone(
-        &self,
-        protected: Vec<AnyWorker>,
-        rate: f64,
-        warmup: Duration,
-        window: Duration,
-    ) -> (Vec<AnyWorker>, Phase) {
-        self.phases_for(vec![(protected, Pace::Rate(rate))], warmup, window).await.pop().expect("one group")
     }
 }
