@@ -5,7 +5,7 @@ use crate::process_args::{Defaults, ProcessArgs};
 use crate::report::{ModeReport, Report};
 use crate::scenarios::{self, Concurrency, Phase, Runner, ScenarioResult};
 use crate::seed::Population;
-use crate::{ceiling, fixtures, login_rounds, procs, redis_mem, relay};
+use crate::{ceiling, fixtures, login_rounds, procs, redis_mem, relay, steadiness};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -304,6 +304,7 @@ async fn run(plan: &Plan, client: tokio::runtime::Handle) -> anyhow::Result<Repo
         machine: machine(),
         settings,
         argon2: Vec::new(),
+        steadiness: None,
         ceilings: Vec::new(),
         modes: Vec::new(),
         growth: Vec::new(),
@@ -315,6 +316,8 @@ async fn run(plan: &Plan, client: tokio::runtime::Handle) -> anyhow::Result<Repo
         eprintln!("warden-bench: argon2id ceilings on {} threads", plan.cores);
         let (threads, duration) = (plan.cores, plan.argon_duration);
         report.argon2 = tokio::task::spawn_blocking(move || ceiling::argon2_rates(threads, duration)).await??;
+        eprintln!("warden-bench: the cores' steadiness on {threads} threads");
+        report.steadiness = Some(tokio::task::spawn_blocking(move || steadiness::measure(threads, duration)).await?);
     }
     for mode in plan.modes().into_iter().filter(|_| regular) {
         eprintln!("warden-bench: starting {mode}");

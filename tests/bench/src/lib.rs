@@ -21,4 +21,5 @@ pub mod relay;
 pub mod report;
 pub mod scenarios;
 pub mod seed;
+pub mod steadiness;
 pub mod workers;

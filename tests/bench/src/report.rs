@@ -5,6 +5,7 @@ use crate::growth::{self, GrowthReport};
 use crate::login_rounds::LoginRounds;
 use crate::redis_mem::SessionBytes;
 use crate::scenarios::{self as sc, Phase, ScenarioResult};
+use crate::steadiness::{self, Steadiness};
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -32,6 +33,8 @@ pub struct Report {
     pub machine: String,
     pub settings: String,
     pub argon2: Vec<ArgonRate>,
+    /// How steady the cores' speed was with nothing else running (`steadiness.rs`).
+    pub steadiness: Option<Steadiness>,
     pub ceilings: Vec<ScenarioResult>,
     pub modes: Vec<ModeReport>,
     /// The cost-growth comparison (`--growth`, and in smoke runs), per mode.
@@ -91,6 +94,16 @@ impl Report {
         }
     }
 
+    /// The share of quarter seconds in which the idle cores ran slow, for the half-peak rows.
+    fn dip_note(&self) -> String {
+        match &self.steadiness {
+            Some(s) if s.dip_share > 0.0 => {
+                format!(" (idle cores ≥ {:.1}× slower in {} of quarter seconds)", steadiness::DIP, share(s.dip_share))
+            }
+            _ => String::new(),
+        }
+    }
+
     /// The scenario's throughput as a fraction of the ceiling that bounds it.
     fn ratio(&self, mode: Mode, s: &ScenarioResult) -> String {
         let rps = s.saturation.rps;
@@ -126,6 +139,7 @@ impl Report {
         let mut md = String::new();
         let _ = writeln!(md, "**Machine:** {}\n\n**Settings:** {}\n", self.machine, self.settings);
         self.argon2_table(&mut md);
+        self.steadiness_table(&mut md);
         self.ceiling_table(&mut md);
         for mode in &self.modes {
             self.mode_tables(&mut md, mode);
@@ -163,6 +177,27 @@ impl Report {
             );
         }
         md.push('\n');
+    }
+
+    fn steadiness_table(&self, md: &mut String) {
+        let Some(s) = &self.steadiness else { return };
+        let _ = writeln!(
+            md,
+            "### The cores' steadiness\n\nWith nothing else running, {} threads (one per core) timed the same piece of \
+             arithmetic (fastest: {:.3} ms) for {:.1} s. Each quarter second's mean piece, over its thread's fastest \
+             piece; a steady machine stays near 1.0×, and a window at 2× halves every server's capacity for its \
+             length:\n\n| windows | median | p90 | worst | windows ≥ {:.1}× |\n| ---: | ---: | ---: | ---: | ---: |\n\
+             | {} | {:.2}× | {:.2}× | {:.2}× | {} |\n",
+            s.threads,
+            s.fastest_ms,
+            s.seconds,
+            steadiness::DIP,
+            s.windows,
+            s.median,
+            s.p90,
+            s.worst,
+            share(s.dip_share)
+        );
     }
 
     fn ceiling_table(&self, md: &mut String) {
@@ -391,7 +426,7 @@ impl Report {
                             row(
                                 &format!("{name} p99 at half the peak rate"),
                                 mode,
-                                format!("{:.2} ms{}", f.p99_ms, self.floor_note(mode)),
+                                format!("{:.2} ms{}{}", f.p99_ms, self.floor_note(mode), self.dip_note()),
                                 "≤ 2 ms".into(),
                                 f.p99_ms <= 2.0,
                             );
@@ -496,6 +531,11 @@ fn growth_span(small: crate::seed::Population, large: crate::seed::Population) -
 }
 
 /// A slowdown as a signed percentage (negative: the large population was faster).
+/// A share as a whole percentage: "12 %".
+fn share(x: f64) -> String {
+    format!("{:.0} %", x * 100.0)
+}
+
 fn percent(x: f64) -> String {
     if !x.is_finite() {
         return "—".into();
@@ -641,6 +681,7 @@ mod tests {
     /// A report of these ceilings and modes and nothing else.
     fn report(ceilings: Vec<ScenarioResult>, modes: Vec<ModeReport>) -> Report {
         Report {
+            steadiness: None,
             machine: String::new(),
             settings: String::new(),
             argon2: Vec::new(),
