@@ -94,12 +94,16 @@ impl Report {
         }
     }
 
-    /// The share of quarter seconds in which the idle cores ran slow, for the half-peak rows.
-    fn dip_note(&self) -> String {
+    /// How long the idle cores' slowest spell lasted, for the half-peak rows.
+    fn stall_note(&self) -> String {
         match &self.steadiness {
-            Some(s) if s.dip_share > 0.0 => {
-                format!(" (idle cores ≥ {:.1}× slower in {} of quarter seconds)", steadiness::DIP, share(s.dip_share))
-            }
+            Some(s) if s.longest_slow_ms > 0.0 => format!(
+                " (idle cores: a spell of {:.0} ms at ≥ {:.0}× slower, {} of 10 ms windows ≥ {:.0}×)",
+                s.longest_slow_ms,
+                steadiness::SLOW,
+                share(s.stalled_share),
+                steadiness::STALLED
+            ),
             _ => String::new(),
         }
     }
@@ -184,19 +188,22 @@ impl Report {
         let _ = writeln!(
             md,
             "### The cores' steadiness\n\nWith nothing else running, {} threads (one per core) timed the same piece of \
-             arithmetic (fastest: {:.3} ms) for {:.1} s. Each quarter second's mean piece, over its thread's fastest \
-             piece; a steady machine stays near 1.0×, and a window at 2× halves every server's capacity for its \
-             length:\n\n| windows | median | p90 | worst | windows ≥ {:.1}× |\n| ---: | ---: | ---: | ---: | ---: |\n\
-             | {} | {:.2}× | {:.2}× | {:.2}× | {} |\n",
+             arithmetic (fastest: {:.3} ms) for {:.1} s. Each 10 ms window's mean piece, over its thread's fastest \
+             piece: a steady machine stays near 1.0×, and while a window is at 2× every server has half its \
+             capacity. A slow spell is a run of windows at ≥ {:.0}×; a stalled window is at ≥ {:.0}× (the core mostly \
+             taken away).\n\n| windows | median | p99 | worst | stalled windows | longest slow spell |\n\
+             | ---: | ---: | ---: | ---: | ---: | ---: |\n| {} | {:.2}× | {:.2}× | {:.1}× | {} | {:.0} ms |\n",
             s.threads,
             s.fastest_ms,
             s.seconds,
-            steadiness::DIP,
+            steadiness::SLOW,
+            steadiness::STALLED,
             s.windows,
             s.median,
-            s.p90,
+            s.p99,
             s.worst,
-            share(s.dip_share)
+            share(s.stalled_share),
+            s.longest_slow_ms
         );
     }
 
@@ -426,7 +433,7 @@ impl Report {
                             row(
                                 &format!("{name} p99 at half the peak rate"),
                                 mode,
-                                format!("{:.2} ms{}{}", f.p99_ms, self.floor_note(mode), self.dip_note()),
+                                format!("{:.2} ms{}{}", f.p99_ms, self.floor_note(mode), self.stall_note()),
                                 "≤ 2 ms".into(),
                                 f.p99_ms <= 2.0,
                             );
@@ -531,9 +538,9 @@ fn growth_span(small: crate::seed::Population, large: crate::seed::Population) -
 }
 
 /// A slowdown as a signed percentage (negative: the large population was faster).
-/// A share as a whole percentage: "12 %".
+/// A share as a percentage: "1.2 %".
 fn share(x: f64) -> String {
-    format!("{:.0} %", x * 100.0)
+    format!("{:.1} %", x * 100.0)
 }
 
 fn percent(x: f64) -> String {
@@ -747,6 +754,17 @@ mod tests {
         let report = Report {
             machine: String::new(),
             settings: String::new(),
+            steadiness: Some(Steadiness {
+                threads: 2,
+                seconds: 5.0,
+                fastest_ms: 0.07,
+                windows: 1000,
+                median: 1.1,
+                p99: 12.0,
+                worst: 13.0,
+                stalled_share: 0.03,
+                longest_slow_ms: 90.0,
+            }),
             argon2: vec![argon],
             ceilings: vec![scenario(sc::CEILING_JWT, 40_000.0, 1.0), scenario(sc::CEILING_STATIC, 80_000.0, 1.0)],
             growth: Vec::new(),
@@ -775,7 +793,14 @@ mod tests {
         let md = report.markdown();
         assert!(md.contains("0.78 of jwt, 0.39 of static"), "{md}");
         assert!(md.contains("| 0.95 of argon2 |"), "{md}");
-        assert!(md.contains("2.50 ms (bare static handler at 15500/s: 1.25 ms)"), "{md}");
+        assert!(
+            md.contains(
+                "2.50 ms (bare static handler at 15500/s: 1.25 ms) (idle cores: a spell of 90 ms at ≥ 2× slower, 3.0 % \
+                 of 10 ms windows ≥ 5×)"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| 1000 | 1.10× | 12.00× | 13.0× | 3.0 % | 90 ms |"), "{md}");
 
         // The login rounds decide over the saturation phase and the run's fastest ceiling.
         let mut report = report;

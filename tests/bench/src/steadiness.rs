@@ -1,26 +1,30 @@
 //! How steady the cores' speed is while nothing else runs: one thread per core times the same
-//! small piece of arithmetic over and over, and each quarter second's mean is compared with the
+//! small piece of arithmetic over and over, and each 10 ms window's mean is compared with the
 //! fastest piece that thread ran.
 //!
 //! A latency target at a fixed rate assumes the cores keep their speed. On a virtual machine
-//! they may not: on session 21's host the same piece of work took 1.2-1.4× its fastest time in
-//! most quarter seconds and 1.8-2.1× in one every second or two, with the machine otherwise
-//! idle and no steal time counted. A server at half its peak then needs more than all the
-//! cores for a few hundred milliseconds, and the backlog shows in the p99 at half the peak rate
-//! of the bare static handler as much as of Warden's. This probe says how much of a run's
-//! fixed-rate latency the host itself can explain.
+//! they may not. On session 21's host, with the machine otherwise idle and no steal time
+//! counted, a core ran at a twelfth of its speed for tens of milliseconds at a time, in spells
+//! of about 100 ms every 1.3-1.7 s. A server at half its peak then falls behind for the whole
+//! spell, and the backlog shows in the p99 at half the peak rate: 22-71 ms for the bare
+//! static handler, as for Warden. This probe says how much of a run's fixed-rate latency the
+//! host itself explains.
 use serde::Serialize;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-/// One window's length: short enough to catch a dip, long enough to hold a thousand pieces.
-const WINDOW: Duration = Duration::from_millis(250);
+/// One window: short enough to see a stall, long enough to hold dozens of pieces.
+const WINDOW: Duration = Duration::from_millis(10);
 
-/// The number of multiply-adds in one piece of work (about 0.2-0.3 ms on the hosts seen).
-const PIECE: u32 = 200_000;
+/// The number of multiply-adds in one piece of work (about 0.07 ms on the hosts seen).
+const PIECE: u32 = 50_000;
 
-/// A window this much slower than the fastest piece counts as a dip.
-pub const DIP: f64 = 1.5;
+/// A window this much slower than the fastest piece is slow; consecutive slow windows make a
+/// slow spell.
+pub const SLOW: f64 = 2.0;
+
+/// A window this much slower had the core mostly taken away: a stall.
+pub const STALLED: f64 = 5.0;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Steadiness {
@@ -31,10 +35,12 @@ pub struct Steadiness {
     /// Every thread's windows together: how much slower than its fastest piece each was.
     pub windows: usize,
     pub median: f64,
-    pub p90: f64,
+    pub p99: f64,
     pub worst: f64,
-    /// The share of windows at least [`DIP`] times slower.
-    pub dip_share: f64,
+    /// The share of windows at least [`STALLED`] times slower.
+    pub stalled_share: f64,
+    /// The longest run of consecutive windows at least [`SLOW`] times slower, on any thread, ms.
+    pub longest_slow_ms: f64,
 }
 
 /// Runs one timing thread per core for `duration`.
@@ -45,6 +51,7 @@ pub fn measure(threads: usize, duration: Duration) -> Steadiness {
         handles.into_iter().map(|h| h.join().expect("steadiness thread panicked")).collect()
     });
     let fastest = per_thread.iter().map(|(f, _)| *f).min().unwrap_or_default();
+    let longest = per_thread.iter().map(|(_, w)| longest_slow(w)).max().unwrap_or(0);
     let mut windows: Vec<f64> = per_thread.into_iter().flat_map(|(_, w)| w).collect();
     windows.sort_by(f64::total_cmp);
     let at = |q: f64| windows.get(((windows.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
@@ -54,17 +61,28 @@ pub fn measure(threads: usize, duration: Duration) -> Steadiness {
         fastest_ms: fastest.as_secs_f64() * 1e3,
         windows: windows.len(),
         median: at(0.5),
-        p90: at(0.9),
+        p99: at(0.99),
         worst: windows.last().copied().unwrap_or(0.0),
-        dip_share: dip_share(&windows),
+        stalled_share: share_at_least(&windows, STALLED),
+        longest_slow_ms: (longest as u32 * WINDOW).as_secs_f64() * 1e3,
     }
 }
 
-fn dip_share(windows: &[f64]) -> f64 {
+fn share_at_least(windows: &[f64], ratio: f64) -> f64 {
     if windows.is_empty() {
         return 0.0;
     }
-    windows.iter().filter(|w| **w >= DIP).count() as f64 / windows.len() as f64
+    windows.iter().filter(|w| **w >= ratio).count() as f64 / windows.len() as f64
+}
+
+/// The most consecutive windows at least [`SLOW`] times slower (windows in time order).
+fn longest_slow(windows: &[f64]) -> usize {
+    let (mut longest, mut run) = (0, 0);
+    for w in windows {
+        run = if *w >= SLOW { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    longest
 }
 
 /// Times pieces of work for `duration`: the fastest piece, and each window's mean over it.
@@ -83,7 +101,10 @@ fn time_pieces(duration: Duration) -> (Duration, Vec<f64>) {
     (fastest, window_ratios(&pieces, fastest))
 }
 
-/// Each whole window's mean piece time over `fastest` (pieces are `(started, took)`).
+/// Each window's mean piece time over `fastest`, in time order (pieces are `(started, took)`
+/// and count in the window they started in). A window no piece started in lies inside a
+/// piece that took longer than a window: it gets the ratio of the window that piece started
+/// in, so a stall of several windows counts as long as it was.
 fn window_ratios(pieces: &[(Duration, Duration)], fastest: Duration) -> Vec<f64> {
     if fastest.is_zero() {
         return Vec::new();
@@ -97,9 +118,17 @@ fn window_ratios(pieces: &[(Duration, Duration)], fastest: Duration) -> Vec<f64>
         sums[w].0 += *took;
         sums[w].1 += 1;
     }
-    // The last window is cut short by the end of the run; an empty one was a single long piece.
+    // The last window is cut short by the end of the run.
     sums.pop();
-    sums.into_iter().filter(|(_, n)| *n > 0).map(|(sum, n)| (sum / n).as_secs_f64() / fastest.as_secs_f64()).collect()
+    let mut ratios = Vec::with_capacity(sums.len());
+    let mut last = 1.0;
+    for (sum, n) in sums {
+        if n > 0 {
+            last = (sum / n).as_secs_f64() / fastest.as_secs_f64();
+        }
+        ratios.push(last);
+    }
+    ratios
 }
 
 #[cfg(test)]
@@ -107,23 +136,27 @@ mod tests {
     use super::*;
 
     fn ms(x: u64) -> Duration {
-        Duration::from_micros(x * 1000)
+        Duration::from_millis(x)
     }
 
     #[test]
     fn each_window_is_its_mean_over_the_fastest_piece() {
-        // Windows of 250 ms: the first holds pieces of 1 and 3 ms, the second of 2 ms; the
-        // third, cut short by the end, is dropped.
-        let pieces = [(ms(0), ms(1)), (ms(100), ms(3)), (ms(260), ms(2)), (ms(510), ms(9))];
-        assert_eq!(window_ratios(&pieces, ms(1)), vec![2.0, 2.0]);
-        assert_eq!(dip_share(&[1.0, 1.2, 1.5, 2.0]), 0.5);
+        // 10 ms windows: the first holds pieces of 1 and 3 ms; the second starts a 25 ms
+        // piece, which the third and fourth lie inside; the fifth, cut short, is dropped.
+        let pieces = [(ms(0), ms(1)), (ms(5), ms(3)), (ms(12), ms(25)), (ms(41), ms(1))];
+        let ratios = window_ratios(&pieces, ms(1));
+        assert_eq!(ratios, vec![2.0, 25.0, 25.0, 25.0]);
+        assert_eq!(longest_slow(&ratios), 4);
+        assert_eq!(longest_slow(&[3.0, 1.0, 2.0, 2.5, 1.9, 2.0]), 2);
+        assert_eq!(share_at_least(&[1.0, 1.2, 5.0, 12.0], STALLED), 0.5);
     }
 
     #[test]
     fn a_short_probe_reports_its_windows() {
-        let s = measure(2, Duration::from_millis(800));
+        let s = measure(2, Duration::from_millis(300));
         assert_eq!(s.threads, 2);
         assert!(s.windows >= 2, "{s:?}");
-        assert!(s.fastest_ms > 0.0 && s.median >= 1.0 && s.worst >= s.p90 && s.p90 >= s.median, "{s:?}");
+        assert!(s.fastest_ms > 0.0 && s.median >= 1.0 && s.worst >= s.p99 && s.p99 >= s.median, "{s:?}");
+        assert!(s.longest_slow_ms <= s.seconds * 1e3, "{s:?}");
     }
 }
