@@ -304,7 +304,7 @@ async fn run(plan: &Plan, client: tokio::runtime::Handle) -> anyhow::Result<Repo
         machine: machine(),
         settings,
         argon2: Vec::new(),
-        steadiness: None,
+        steadiness: Vec::new(),
         ceilings: Vec::new(),
         modes: Vec::new(),
         growth: Vec::new(),
@@ -316,10 +316,15 @@ async fn run(plan: &Plan, client: tokio::runtime::Handle) -> anyhow::Result<Repo
         eprintln!("warden-bench: argon2id ceilings on {} threads", plan.cores);
         let (threads, duration) = (plan.cores, plan.argon_duration);
         report.argon2 = tokio::task::spawn_blocking(move || ceiling::argon2_rates(threads, duration)).await??;
-        eprintln!("warden-bench: the cores' steadiness on {threads} threads");
-        report.steadiness = Some(tokio::task::spawn_blocking(move || steadiness::measure(threads, duration)).await?);
     }
     for mode in plan.modes().into_iter().filter(|_| regular) {
+        if !plan.args.skip_ceilings {
+            let (threads, duration, when) = (plan.cores, plan.argon_duration, format!("before {}", short(mode)));
+            eprintln!("warden-bench: the cores' steadiness on {threads} threads, {when}");
+            report
+                .steadiness
+                .push(tokio::task::spawn_blocking(move || steadiness::measure(threads, duration, &when)).await?);
+        }
         eprintln!("warden-bench: starting {mode}");
         let mut fleet = Fleet::start(mode, &plan.setup).await?;
         let result = run_mode(plan, &client, &mut fleet, &mut report).await;

@@ -8,7 +8,8 @@
 //! of about 100 ms every 1.3-1.7 s. A server at half its peak then falls behind for the whole
 //! spell, and the backlog shows in the p99 at half the peak rate: 22-71 ms for the bare
 //! static handler, as for Warden. This probe says how much of a run's fixed-rate latency the
-//! host itself explains.
+//! host itself explains. The spells come and go over minutes, so the bench probes before each
+//! mode, not once.
 use serde::Serialize;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -28,6 +29,8 @@ pub const STALLED: f64 = 5.0;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Steadiness {
+    /// When in the run it was measured, e.g. "before embedded".
+    pub when: String,
     pub threads: usize,
     pub seconds: f64,
     /// The fastest piece of work, in ms (the fastest thread's).
@@ -43,8 +46,8 @@ pub struct Steadiness {
     pub longest_slow_ms: f64,
 }
 
-/// Runs one timing thread per core for `duration`.
-pub fn measure(threads: usize, duration: Duration) -> Steadiness {
+/// Runs one timing thread per core for `duration`; `when` labels the result.
+pub fn measure(threads: usize, duration: Duration, when: &str) -> Steadiness {
     let threads = threads.max(1);
     let per_thread: Vec<(Duration, Vec<f64>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads).map(|_| s.spawn(move || time_pieces(duration))).collect();
@@ -56,6 +59,7 @@ pub fn measure(threads: usize, duration: Duration) -> Steadiness {
     windows.sort_by(f64::total_cmp);
     let at = |q: f64| windows.get(((windows.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
     Steadiness {
+        when: when.to_owned(),
         threads,
         seconds: duration.as_secs_f64(),
         fastest_ms: fastest.as_secs_f64() * 1e3,
@@ -153,8 +157,8 @@ mod tests {
 
     #[test]
     fn a_short_probe_reports_its_windows() {
-        let s = measure(2, Duration::from_millis(300));
-        assert_eq!(s.threads, 2);
+        let s = measure(2, Duration::from_millis(300), "now");
+        assert_eq!((s.when.as_str(), s.threads), ("now", 2));
         assert!(s.windows >= 2, "{s:?}");
         assert!(s.fastest_ms > 0.0 && s.median >= 1.0 && s.worst >= s.p99 && s.p99 >= s.median, "{s:?}");
         assert!(s.longest_slow_ms <= s.seconds * 1e3, "{s:?}");
