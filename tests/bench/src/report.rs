@@ -546,12 +546,12 @@ fn growth_span(small: crate::seed::Population, large: crate::seed::Population) -
     )
 }
 
-/// A slowdown as a signed percentage (negative: the large population was faster).
 /// A share as a percentage: "1.2 %".
 fn share(x: f64) -> String {
     format!("{:.1} %", x * 100.0)
 }
 
+/// A slowdown as a signed percentage (negative: the large population was faster).
 fn percent(x: f64) -> String {
     if !x.is_finite() {
         return "—".into();
