@@ -368,7 +368,7 @@ async fn run_mode(
     }
     let runner = Runner::new(client.clone(), fleet.pids(), plan.warmup, plan.duration, fx.clone());
     let mut results: Vec<ScenarioResult> = Vec::new();
-    let (mut login_rounds, mut login_floor) = (None, None);
+    let (mut login_rounds, mut login_floor, mut flood_floor) = (None, None, None);
     for spec in scenarios::specs(plan.concurrency).into_iter().filter(|s| plan.wanted(s.name)) {
         eprintln!("warden-bench: [{}] {}", short(fleet.mode), spec.name);
         let result = runner.scenario(spec).await?;
@@ -392,8 +392,13 @@ async fn run_mode(
         // In rounds as the logins are, with windows of the same length.
         let (rounds, window) = plan.login_rounds;
         let judged = (rounds, plan.warmup.min(Duration::from_millis(500)), window);
-        results.push(runner.flood(rate, plan.concurrency.requests, plan.concurrency.logins, judged).await?);
+        let c = plan.concurrency;
+        results.push(runner.flood(scenarios::WARDEN_FLOOD, rate, c.requests, c.logins, judged).await?);
         fleet.check_alive()?;
+        if fleet.mode == Mode::Embedded && !plan.args.skip_ceilings {
+            eprintln!("warden-bench: [floor] {} at {rate:.0}/s", scenarios::FLOOR_FLOOD);
+            flood_floor = Some(judge_flood_floor(plan, client, &fx, rate, judged).await?);
+        }
     }
     let static_floor = match results.iter().find(|r| r.name == scenarios::BEARER_VERIFY).and_then(|r| r.fixed.as_ref())
     {
@@ -414,6 +419,7 @@ async fn run_mode(
         static_floor,
         login_rounds,
         login_floor,
+        flood_floor,
     })
 }
 
@@ -553,6 +559,22 @@ async fn judge_login_floor(
             judged
         }
     }
+}
+
+/// The embedded login flood's floor (`scenarios::FLOOR_FLOOD_SHAPE`), in the same rounds at
+/// the same rate as Warden's flood.
+async fn judge_flood_floor(
+    plan: &Plan,
+    client: &tokio::runtime::Handle,
+    fx: &fixtures::Fixture,
+    rate: f64,
+    judged: (usize, Duration, Duration),
+) -> anyhow::Result<scenarios::Flood> {
+    let ceiling = CeilingServer::start(plan, client, fx).await?;
+    let c = plan.concurrency;
+    let result = ceiling.runner.flood(scenarios::FLOOR_FLOOD_SHAPE, rate, c.requests, c.logins, judged).await;
+    ceiling.stop().await;
+    result?.flood.context("a flood scenario has rounds")
 }
 
 /// The floor under Warden's latency at a fixed rate: the bare static handler offered the

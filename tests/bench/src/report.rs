@@ -26,6 +26,9 @@ pub struct ModeReport {
     /// The same rounds for the mode's shape with one hash per request and nothing else
     /// (`floor.rs`): the best ratio a login of that shape can reach here.
     pub login_floor: Option<LoginRounds>,
+    /// The login flood's rounds for the bare shape (`scenarios::FLOOR_FLOOD_SHAPE`, embedded
+    /// mode): what the hashing alone costs the fastest server on these cores.
+    pub flood_floor: Option<sc::Flood>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -356,7 +359,15 @@ impl Report {
         }
         for s in &m.scenarios {
             if let Some(f) = &s.flood {
-                flood_table(md, s.connections, f);
+                flood_table(md, s.connections, f, ("bearer `/verify`", "logging in", "logins/s"));
+                if let Some(floor) = &m.flood_floor {
+                    md.push_str(
+                        "\nThe floor of this flood, in rounds the same way and at the same rate (bare axum in its own \
+                         process, Warden's hasher and nothing else of a login or of a protected request):\n",
+                    );
+                    let what = ("its static body", "asking it for one Warden hash each (`GET /hash`)", "hashes/s");
+                    flood_table(md, s.connections, floor, what);
+                }
             }
         }
         if let Some(b) = &m.session_bytes {
@@ -470,13 +481,18 @@ impl Report {
                 && let Some(f) = &s.flood
             {
                 let (base, during) = f.p99_ms();
+                let floor = self.mode(mode).and_then(|m| m.flood_floor.as_ref()).map(|floor| {
+                    let (base, during) = floor.p99_ms();
+                    format!("; the shape's floor: {:.1}×", during / base.max(1e-9))
+                });
                 row(
                     "protected p99 during login flood ≤ 2 × without",
                     mode,
                     format!(
-                        "{during:.2} ms vs {base:.2} ms ({:.1}×; medians of {} rounds)",
+                        "{during:.2} ms vs {base:.2} ms ({:.1}×; medians of {} rounds{})",
                         during / base.max(1e-9),
-                        f.rounds.len()
+                        f.rounds.len(),
+                        floor.unwrap_or_default()
                     ),
                     "≤ 2×".into(),
                     during <= 2.0 * base,
@@ -643,20 +659,22 @@ fn growth_tables(md: &mut String, g: &GrowthReport) {
     );
 }
 
-/// The login flood's rounds, each window on a row of its own, and the medians that are judged.
-fn flood_table(md: &mut String, connections: usize, f: &sc::Flood) {
+/// A flood's rounds, each window on a row of its own, and the medians that are judged.
+/// `(protected, flooding, unit)` say what is offered, what the flood's connections do and
+/// what they count.
+fn flood_table(md: &mut String, connections: usize, f: &sc::Flood, (protected, flooding, unit): (&str, &str, &str)) {
     let offered = f.rounds.first().and_then(|r| r.without.offered).unwrap_or(0.0);
     let _ = writeln!(
         md,
-        "\nLogin flood: bearer `/verify` offered {}/s on {connections} connections, alone and with {} connections \
-         logging in (closed loop) alongside, in {} rounds of {:.1} s windows whose order alternates \
+        "\nLogin flood: {protected} offered {}/s on {connections} connections, alone and with {} connections \
+         {flooding} (closed loop) alongside, in {} rounds of {:.1} s windows whose order alternates \
          (alone first, then flood first, ...):\n",
         f0(offered),
         f.login_connections,
         f.rounds.len(),
         f.window_s
     );
-    md.push_str("| round | phase | achieved/s | p50 ms | p99 ms | max ms | errors | logins/s |\n");
+    let _ = writeln!(md, "| round | phase | achieved/s | p50 ms | p99 ms | max ms | errors | {unit} |");
     md.push_str("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (i, r) in f.rounds.iter().enumerate() {
         for (phase, p, logins) in [("without flood", &r.without, None), ("during flood", &r.during, Some(&r.logins))] {
@@ -676,9 +694,10 @@ fn flood_table(md: &mut String, connections: usize, f: &sc::Flood) {
     let (without, during) = f.p99_ms();
     let _ = writeln!(
         md,
-        "\nMedians over the rounds: protected p99 {} ms without the flood, {} ms during it; {} logins/s.",
+        "\nMedians over the rounds: protected p99 {} ms without the flood, {} ms during it ({:.1}×); {} {unit}.",
         lat(without),
         lat(during),
+        during / without.max(1e-9),
         f1(f.logins_per_second())
     );
 }
@@ -727,8 +746,10 @@ mod tests {
         let rounds = vec![round(1.0, 1.8), round(40.0, 1.9), round(1.1, 30.0), round(0.9, 2.1)];
         let mut flood = scenario(sc::FLOOD, 1000.0, 2.1);
         flood.flood = Some(sc::Flood { rounds, login_connections: 6, window_s: 2.0 });
+        // The bare shape beside the same flood: 1.5 ms against 1.0 ms.
+        let floor_rounds = vec![round(1.0, 1.5), round(1.0, 1.4), round(0.9, 1.6), round(1.1, 1.5)];
         let mode = ModeReport {
-            mode: Mode::Split,
+            mode: Mode::Embedded,
             processes: vec!["gateway".into()],
             rss_start_mib: vec![10.0],
             rss_idle_mib: vec![10.0],
@@ -737,14 +758,17 @@ mod tests {
             static_floor: None,
             login_rounds: None,
             login_floor: None,
+            flood_floor: Some(sc::Flood { rounds: floor_rounds, login_connections: 6, window_s: 2.0 }),
         };
         let report = report(Vec::new(), vec![mode]);
         let row = report.target_rows().into_iter().find(|r| r[0].starts_with("protected p99 during")).unwrap();
-        assert_eq!(row[2], "2.00 ms vs 1.05 ms (1.9×; medians of 4 rounds)");
+        assert_eq!(row[2], "2.00 ms vs 1.05 ms (1.9×; medians of 4 rounds; the shape's floor: 1.5×)");
         assert_eq!(row[4], "met");
         let md = report.markdown();
         assert!(md.contains("| 2 | without flood | 1000 |"), "{md}");
-        assert!(md.contains("1.05 ms without the flood, 2.00 ms during it; 50.0 logins/s"), "{md}");
+        assert!(md.contains("1.05 ms without the flood, 2.00 ms during it (1.9×); 50.0 logins/s"), "{md}");
+        assert!(md.contains("The floor of this flood"), "{md}");
+        assert!(md.contains("1.00 ms without the flood, 1.50 ms during it (1.5×); 50.0 hashes/s"), "{md}");
     }
 
     #[test]
@@ -789,6 +813,7 @@ mod tests {
                 static_floor: Some(at_rate(1.25)),
                 login_rounds: None,
                 login_floor: None,
+                flood_floor: None,
             }],
         };
         let verdict =
@@ -861,6 +886,7 @@ mod tests {
             static_floor: None,
             login_rounds: None,
             login_floor: None,
+            flood_floor: None,
         };
         let report = report(ceilings, vec![mode(Mode::Embedded), mode(Mode::Split)]);
         assert_eq!(

@@ -51,6 +51,7 @@ pub const CEILING_JWT: &str = "bare axum, EdDSA verify (jsonwebtoken)";
 pub const CEILING_GRPC: &str = "bare tonic, unary health check (same runtime shape as warden)";
 pub const CEILING_RELAY: &str = "bare relay: axum, then two gRPC health checks in two processes (1 thread each)";
 pub const FLOOR_EMBEDDED: &str = "bare axum answering after one Warden hash";
+pub const FLOOR_FLOOD: &str = "bare axum: static body during a flood of one-hash requests";
 pub const FLOOR_SPLIT: &str =
     "bare relay whose first backend reads PostgreSQL and Redis, hashes once (Warden's hasher) and writes Redis";
 
@@ -90,6 +91,30 @@ pub fn floor_spec(c: Concurrency, mode: Mode) -> Spec {
         Mode::Split => Spec { name: FLOOR_SPLIT, load: Load::Rest(RestKind::CeilingRelay), connections: c.logins },
     }
 }
+
+/// What a flood scenario protects and what floods it.
+#[derive(Clone, Copy, Debug)]
+pub struct FloodShape {
+    pub name: &'static str,
+    /// Offered at a fixed rate, alone and during the flood.
+    pub protected: Load,
+    /// Closed loop on the login connections, during the flood only.
+    pub flooding: Load,
+}
+
+/// Warden's login flood: bearer `/verify` beside password logins.
+pub const WARDEN_FLOOD: FloodShape =
+    FloodShape { name: FLOOD, protected: Load::Rest(RestKind::BearerVerify), flooding: Load::Rest(RestKind::Login) };
+
+/// The embedded flood's floor: the bare axum server's static body beside its one-hash answers
+/// (`floor.rs`), so the hashing is Warden's own (its idle-priority threads and their crowding
+/// rule) and nothing else of a login or a protected request runs. Warden's flood cannot cost
+/// the protected requests less than this shape's on the same cores.
+pub const FLOOR_FLOOD_SHAPE: FloodShape = FloodShape {
+    name: FLOOR_FLOOD,
+    protected: Load::Rest(RestKind::CeilingStatic),
+    flooding: Load::Rest(RestKind::CeilingHash),
+};
 
 /// One measured phase.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -341,21 +366,23 @@ impl Runner {
         })
     }
 
-    /// Bearer `/verify` at a fixed rate, alone and while `login_connections` flood logins, in
-    /// `rounds` rounds of two windows each whose order alternates (alone first, then flood
-    /// first, ...), as the logins are judged (`login_rounds.rs`). A single pair of windows on
-    /// this shared machine gave ratios from 0.2x to 12x for the same build (BENCHMARKS.md,
-    /// session 20): drift and a disturbed window now weigh on both sides alike.
+    /// The shape's protected requests (bearer `/verify` for Warden) at a fixed rate, alone and
+    /// while `login_connections` flood it (with logins for Warden), in `rounds` rounds of two
+    /// windows each whose order alternates (alone first, then flood first, ...), as the logins
+    /// are judged (`login_rounds.rs`). A single pair of windows on this shared machine gave
+    /// ratios from 0.2x to 12x for the same build (BENCHMARKS.md, session 20): drift and a
+    /// disturbed window now weigh on both sides alike.
     pub async fn flood(
         &self,
+        shape: FloodShape,
         rate: f64,
         connections: usize,
         login_connections: usize,
         (rounds, warmup, window): (usize, Duration, Duration),
     ) -> anyhow::Result<ScenarioResult> {
         self.reset_peaks();
-        let mut protected = self.workers(Load::Rest(RestKind::BearerVerify), connections).await?;
-        let mut logins = self.workers(Load::Rest(RestKind::Login), login_connections).await?;
+        let mut protected = self.workers(shape.protected, connections).await?;
+        let mut logins = self.workers(shape.flooding, login_connections).await?;
         let mut judged = Vec::with_capacity(rounds.max(1));
         for round in 0..rounds.max(1) {
             let alone_first = round % 2 == 0;
@@ -382,7 +409,7 @@ impl Runner {
         }
         let last = judged.last().expect("at least one round").during.clone();
         Ok(ScenarioResult {
-            name: FLOOD,
+            name: shape.name,
             connections,
             saturation: last,
             fixed: None,
