@@ -359,13 +359,15 @@ impl Report {
         }
         for s in &m.scenarios {
             if let Some(f) = &s.flood {
-                flood_table(md, s.connections, f, ("bearer `/verify`", "logging in", "logins/s"));
+                flood_table(md, s.connections, f, ("Login flood", "bearer `/verify`", "logging in (", "logins/s"));
                 if let Some(floor) = &m.flood_floor {
-                    md.push_str(
-                        "\nThe floor of this flood, in rounds the same way and at the same rate (bare axum in its own \
-                         process, Warden's hasher and nothing else of a login or of a protected request):\n",
+                    let what = (
+                        "The floor of this flood (bare axum in its own process: Warden's hasher and nothing else of \
+                         a login or of a protected request)",
+                        "the static body",
+                        "asking it for one Warden hash each (`GET /hash`, ",
+                        "hashes/s",
                     );
-                    let what = ("its static body", "asking it for one Warden hash each (`GET /hash`)", "hashes/s");
                     flood_table(md, s.connections, floor, what);
                 }
             }
@@ -660,14 +662,15 @@ fn growth_tables(md: &mut String, g: &GrowthReport) {
 }
 
 /// A flood's rounds, each window on a row of its own, and the medians that are judged.
-/// `(protected, flooding, unit)` say what is offered, what the flood's connections do and
-/// what they count.
-fn flood_table(md: &mut String, connections: usize, f: &sc::Flood, (protected, flooding, unit): (&str, &str, &str)) {
+/// `(title, protected, flooding, unit)` say which flood, what is offered, what the flood's
+/// connections do (ending where "closed loop)" follows) and what they count.
+fn flood_table(md: &mut String, connections: usize, f: &sc::Flood, words: (&str, &str, &str, &str)) {
+    let (title, protected, flooding, unit) = words;
     let offered = f.rounds.first().and_then(|r| r.without.offered).unwrap_or(0.0);
     let _ = writeln!(
         md,
-        "\nLogin flood: {protected} offered {}/s on {connections} connections, alone and with {} connections \
-         {flooding} (closed loop) alongside, in {} rounds of {:.1} s windows whose order alternates \
+        "\n{title}: {protected} offered {}/s on {connections} connections, alone and with {} connections \
+         {flooding}closed loop) alongside, in {} rounds of {:.1} s windows whose order alternates \
          (alone first, then flood first, ...):\n",
         f0(offered),
         f.login_connections,
@@ -767,7 +770,8 @@ mod tests {
         let md = report.markdown();
         assert!(md.contains("| 2 | without flood | 1000 |"), "{md}");
         assert!(md.contains("1.05 ms without the flood, 2.00 ms during it (1.9×); 50.0 logins/s"), "{md}");
-        assert!(md.contains("The floor of this flood"), "{md}");
+        assert!(md.contains("6 connections logging in (closed loop) alongside"), "{md}");
+        assert!(md.contains("one Warden hash each (`GET /hash`, closed loop) alongside"), "{md}");
         assert!(md.contains("1.00 ms without the flood, 1.50 ms during it (1.5×); 50.0 hashes/s"), "{md}");
     }
 
