@@ -108,8 +108,8 @@ pub const WARDEN_FLOOD: FloodShape =
 
 /// The embedded flood's floor: the bare axum server's static body beside its one-hash answers
 /// (`floor.rs`), so the hashing is Warden's own (its idle-priority threads and their crowding
-/// rule) and nothing else of a login or a protected request runs. Warden's flood cannot cost
-/// the protected requests less than this shape's on the same cores.
+/// rule) and nothing else of a login or a protected request runs. Warden's protected p99
+/// during the flood cannot be lower than this shape's on the same cores.
 pub const FLOOR_FLOOD_SHAPE: FloodShape = FloodShape {
     name: FLOOR_FLOOD,
     protected: Load::Rest(RestKind::CeilingStatic),
