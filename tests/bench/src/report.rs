@@ -359,13 +359,18 @@ impl Report {
         }
         for s in &m.scenarios {
             if let Some(f) = &s.flood {
-                flood_table(md, s.connections, f, ("Login flood", "bearer `/verify`", "logging in (", "logins/s"));
+                flood_table(
+                    md,
+                    s.connections,
+                    f,
+                    ("Login flood", "bearer `/verify`", "logging in (closed loop)", "logins/s"),
+                );
                 if let Some(floor) = &m.flood_floor {
                     let what = (
                         "The floor of this flood (bare axum in its own process: Warden's hasher and nothing else of \
                          a login or of a protected request)",
                         "the static body",
-                        "asking it for one Warden hash each (`GET /hash`, ",
+                        "asking it for one Warden hash each (`GET /hash`, closed loop)",
                         "hashes/s",
                     );
                     flood_table(md, s.connections, floor, what);
@@ -663,14 +668,14 @@ fn growth_tables(md: &mut String, g: &GrowthReport) {
 
 /// A flood's rounds, each window on a row of its own, and the medians that are judged.
 /// `(title, protected, flooding, unit)` say which flood, what is offered, what the flood's
-/// connections do (ending where "closed loop)" follows) and what they count.
+/// connections do and what they count.
 fn flood_table(md: &mut String, connections: usize, f: &sc::Flood, words: (&str, &str, &str, &str)) {
     let (title, protected, flooding, unit) = words;
     let offered = f.rounds.first().and_then(|r| r.without.offered).unwrap_or(0.0);
     let _ = writeln!(
         md,
         "\n{title}: {protected} offered {}/s on {connections} connections, alone and with {} connections \
-         {flooding}closed loop) alongside, in {} rounds of {:.1} s windows whose order alternates \
+         {flooding} alongside, in {} rounds of {:.1} s windows whose order alternates \
          (alone first, then flood first, ...):\n",
         f0(offered),
         f.login_connections,
