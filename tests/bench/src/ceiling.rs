@@ -3,7 +3,7 @@
 //! and a bare axum server (its own process, started from this binary) answering a static
 //! body or verifying the same EdDSA token with jsonwebtoken, beside a bare tonic server in the
 //! same runtime answering unary health checks.
-use crate::floor::OneHash;
+use crate::floor::{LoginStore, OneHash};
 use crate::procs;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher as _, PasswordVerifier as _, Version};
@@ -13,6 +13,7 @@ use axum::routing::get;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -214,6 +215,10 @@ pub struct ServerArgs {
     /// Warden's gRPC scenarios.
     #[arg(long)]
     pub grpc_addr: Option<SocketAddr>,
+    /// The SQLite file of the embedded login floor's store (`floor::LoginStore`), made on the
+    /// first `GET /login`.
+    #[arg(long)]
+    pub store: PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -235,13 +240,16 @@ pub fn serve(args: ServerArgs) -> anyhow::Result<()> {
     validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
     validation.leeway = 10;
     let verifier = Arc::new(Verifier { key, validation });
-    // The embedded login floor's hasher, made on first use: its threads and arenas stay out
-    // of the other ceilings.
+    // The floors' hasher and store, made on first use: its threads and arenas stay out of the
+    // other ceilings.
     let hasher = Arc::new(tokio::sync::OnceCell::new());
+    let store = Arc::new(tokio::sync::OnceCell::new());
+    let login = (hasher.clone(), store, args.store);
     let app = Router::new()
         .route("/static", get(|| async { "ok" }))
         .route("/verify", get(move |headers: HeaderMap| verify(verifier.clone(), headers)))
-        .route("/hash", get(move || hash_once(hasher.clone())));
+        .route("/hash", get(move || hash_once(hasher.clone())))
+        .route("/login", get(move || login_once(login.clone())));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         if let Some(addr) = args.grpc_addr {
@@ -267,9 +275,26 @@ pub async fn serve_health(addr: SocketAddr) -> anyhow::Result<()> {
 }
 
 /// One Warden hash, then the static body (`floor.rs`).
-async fn hash_once(hasher: Arc<tokio::sync::OnceCell<OneHash>>) -> Result<&'static str, StatusCode> {
+async fn hash_once(hasher: Lazy<OneHash>) -> Result<&'static str, StatusCode> {
     let hasher = hasher.get_or_try_init(OneHash::new).await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
     hasher.verify().await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    Ok("ok")
+}
+
+type Lazy<T> = Arc<tokio::sync::OnceCell<T>>;
+
+/// One embedded login at its barest: a SQLite read, one Warden hash, a SQLite write, then the
+/// static body (`floor.rs`).
+async fn login_once(
+    (hasher, store, path): (Lazy<OneHash>, Lazy<LoginStore>, PathBuf),
+) -> Result<&'static str, StatusCode> {
+    let failed = |e: anyhow::Error| {
+        eprintln!("bare axum, login floor: {e:#}");
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    let hasher = hasher.get_or_try_init(OneHash::new).await.map_err(failed)?;
+    let store = store.get_or_try_init(|| LoginStore::open(&path)).await.map_err(failed)?;
+    store.login(hasher).await.map_err(failed)?;
     Ok("ok")
 }
 

@@ -9,7 +9,7 @@ use crate::{ceiling, fixtures, login_rounds, procs, redis_mem, relay, steadiness
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -435,6 +435,8 @@ fn short(mode: Mode) -> &'static str {
 struct CeilingServer {
     server: procs::Proc,
     runner: Runner,
+    /// Holds the login floor's SQLite store; removed with the server.
+    store_dir: PathBuf,
 }
 
 impl CeilingServer {
@@ -442,7 +444,9 @@ impl CeilingServer {
         let (addr, grpc) = (procs::free_addr()?, procs::free_addr()?);
         let exe = std::env::current_exe()?;
         let dir = std::env::temp_dir();
-        let args = ceiling_server_args(addr, grpc, &fx.jwk_x, &fx.issuer);
+        let store_dir = dir.join(format!("warden-bench-floor-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&store_dir)?;
+        let args = ceiling_server_args(addr, grpc, &fx.jwk_x, &fx.issuer, &store_dir.join("floor.db"));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut server = procs::Proc::spawn("bare-axum", &exe, &args, &Default::default(), &dir)?;
         procs::wait_listening(&mut server, addr, Duration::from_secs(10)).await?;
@@ -450,11 +454,12 @@ impl CeilingServer {
         let fx =
             fixtures::Fixture { ceiling_http: Some(addr), ceiling_grpc: Some(format!("http://{grpc}")), ..fx.clone() };
         let runner = Runner::new(client.clone(), vec![server.pid], plan.warmup, plan.duration, fx);
-        Ok(CeilingServer { server, runner })
+        Ok(CeilingServer { server, runner, store_dir })
     }
 
     async fn stop(self) {
         self.server.stop().await;
+        let _ = std::fs::remove_dir_all(&self.store_dir);
     }
 }
 
@@ -486,8 +491,9 @@ impl RelayServer {
 
 /// The `ceiling-server` command line. `--x=…` in one piece: a base64url key may begin with
 /// `-`, which clap would otherwise take for a flag (a run failed so, session 17).
-fn ceiling_server_args(addr: SocketAddr, grpc: SocketAddr, x: &str, issuer: &str) -> Vec<String> {
-    let args = ["ceiling-server", "--addr", &addr.to_string(), "--grpc-addr", &grpc.to_string(), "--issuer", issuer]
+fn ceiling_server_args(addr: SocketAddr, grpc: SocketAddr, x: &str, issuer: &str, store: &Path) -> Vec<String> {
+    let (addr, grpc, store) = (addr.to_string(), grpc.to_string(), store.display().to_string());
+    let args = ["ceiling-server", "--addr", &addr, "--grpc-addr", &grpc, "--issuer", issuer, "--store", &store]
         .map(str::to_owned);
     [args.as_slice(), &[format!("--x={x}")]].concat()
 }
@@ -600,7 +606,7 @@ mod tests {
     #[test]
     fn the_ceiling_server_gets_a_key_that_begins_with_a_dash() {
         let (addr, grpc) = ("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
-        let args = ceiling_server_args(addr, grpc, "-_key", "http://warden");
+        let args = ceiling_server_args(addr, grpc, "-_key", "http://warden", Path::new("/tmp/floor.db"));
         let cli = Cli::try_parse_from(std::iter::once("warden-bench".to_owned()).chain(args)).unwrap();
         let Some(Sub::CeilingServer(server)) = cli.command else { panic!("not the ceiling server: {cli:?}") };
         assert_eq!((server.x.as_str(), server.issuer.as_str(), server.addr), ("-_key", "http://warden", addr));

@@ -4,13 +4,17 @@
 //! them come on top. Judged in the same rounds as the logins (`login_rounds.rs`), the floor's
 //! ratio is the best any login of that shape can reach on these cores.
 //!
-//! - Embedded: the bare axum server (`ceiling.rs`) answers `GET /hash` after one hash.
+//! - Embedded: the bare axum server (`ceiling.rs`) answers `GET /login` after what an embedded
+//!   login must do in its process, at its barest ([`LoginStore`]): one SQLite statement, the
+//!   hash, another SQLite statement. (Until session 23 this floor had no store: `GET /hash`,
+//!   which the flood's floor still asks for.)
 //! - Split: the bare relay (`relay.rs`) whose first backend does what a split login must do
 //!   in auth, at its barest ([`LoginStores`]): it reads PostgreSQL and Redis side by side,
 //!   hashes, and writes Redis before it answers. Split mode puts PostgreSQL and Redis on the
 //!   same cores as the hash, so their share of a login belongs to the shape.
 use fred::prelude::{Expiration, KeysInterface};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use tonic::codegen::tokio_stream::Stream;
@@ -80,6 +84,58 @@ impl LoginStores {
     }
 }
 
+/// The store around an embedded login's hash, touched as Warden touches it but with the least
+/// work: before the hash one SQLite statement (the account, by its unique key), after it
+/// another (a session row inserted). Through Warden's own connection settings
+/// (`warden_common::db`: WAL, its pool, no ping before use), so sqlx's worker thread per
+/// connection and the pool's check on release belong to the shape, as they do to Warden.
+pub struct LoginStore {
+    db: Db,
+}
+
+/// The one account the floor reads.
+const ACCOUNT: &str = "floor";
+
+impl LoginStore {
+    /// Opens (and creates) the store's database file at `path`, with its one account.
+    pub async fn open(path: &Path) -> anyhow::Result<LoginStore> {
+        let db = warden_common::db::connect(&format!("sqlite://{}?mode=rwc", path.display())).await?;
+        for ddl in [
+            "CREATE TABLE IF NOT EXISTS accounts (key TEXT PRIMARY KEY, phc TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, account TEXT NOT NULL, created_at INTEGER NOT NULL)",
+        ] {
+            db.execute_unprepared(ddl).await?;
+        }
+        let account = "INSERT OR IGNORE INTO accounts (key, phc) VALUES (?, ?)";
+        db.execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, account, [ACCOUNT.into(), "-".into()]))
+            .await?;
+        Ok(LoginStore { db })
+    }
+
+    async fn read(&self) -> anyhow::Result<()> {
+        let account = "SELECT phc FROM accounts WHERE key = ?";
+        let rows = self.db.query_all_raw(Statement::from_sql_and_values(DbBackend::Sqlite, account, [ACCOUNT.into()]));
+        anyhow::ensure!(rows.await?.len() == 1, "the floor's account is missing");
+        Ok(())
+    }
+
+    async fn write(&self) -> anyhow::Result<()> {
+        let session = "INSERT INTO sessions (id, account, created_at) VALUES (?, ?, ?)";
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+        let values = [id.into(), ACCOUNT.into(), now.into()];
+        self.db.execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, session, values)).await?;
+        Ok(())
+    }
+
+    /// One embedded login at its barest: read, hash, write.
+    pub async fn login(&self, hash: &OneHash) -> anyhow::Result<()> {
+        self.read().await?;
+        hash.verify().await?;
+        self.write().await
+    }
+}
+
 /// A health service that hashes once before each answer (with its stores around the hash,
 /// if any): the split floor's "auth".
 struct HashingHealth {
@@ -121,4 +177,32 @@ pub async fn serve_hashing_health(addr: std::net::SocketAddr, stores: Option<Log
     let service = HealthServer::new(HashingHealth { hash: OneHash::new().await?, stores });
     tonic::transport::Server::builder().add_service(service).serve(addr).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The embedded floor's login reads its account and leaves one session row per login, and
+    /// its store opens again on the same file (a restarted ceiling server) with one account.
+    #[tokio::test]
+    async fn the_embedded_floor_reads_hashes_and_writes() {
+        let dir = std::env::temp_dir().join(format!("warden-bench-floor-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("floor.db");
+        let hash = OneHash::new().await.unwrap();
+        LoginStore::open(&path).await.unwrap().login(&hash).await.unwrap();
+        let store = LoginStore::open(&path).await.unwrap();
+        store.login(&hash).await.unwrap();
+        let count = |table: &str| {
+            let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+            let db = &store.db;
+            async move {
+                let row = db.query_one_raw(Statement::from_string(DbBackend::Sqlite, sql)).await.unwrap().unwrap();
+                row.try_get::<i64>("", "n").unwrap()
+            }
+        };
+        assert_eq!((count("accounts").await, count("sessions").await), (1, 2));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -50,7 +50,7 @@ pub const CEILING_STATIC: &str = "bare axum, static body";
 pub const CEILING_JWT: &str = "bare axum, EdDSA verify (jsonwebtoken)";
 pub const CEILING_GRPC: &str = "bare tonic, unary health check (same runtime shape as warden)";
 pub const CEILING_RELAY: &str = "bare relay: axum, then two gRPC health checks in two processes (1 thread each)";
-pub const FLOOR_EMBEDDED: &str = "bare axum answering after one Warden hash";
+pub const FLOOR_EMBEDDED: &str = "bare axum answering after a SQLite read, one Warden hash and a SQLite write";
 pub const FLOOR_FLOOD: &str = "bare axum: static body during a flood of one-hash requests";
 pub const FLOOR_SPLIT: &str =
     "bare relay whose first backend reads PostgreSQL and Redis, hashes once (Warden's hasher) and writes Redis";
@@ -87,7 +87,9 @@ pub fn relay_spec(c: Concurrency) -> Spec {
 /// The login floor of `mode`'s shape (`floor.rs`), on the logins' connections.
 pub fn floor_spec(c: Concurrency, mode: Mode) -> Spec {
     match mode {
-        Mode::Embedded => Spec { name: FLOOR_EMBEDDED, load: Load::Rest(RestKind::CeilingHash), connections: c.logins },
+        Mode::Embedded => {
+            Spec { name: FLOOR_EMBEDDED, load: Load::Rest(RestKind::CeilingLogin), connections: c.logins }
+        }
         Mode::Split => Spec { name: FLOOR_SPLIT, load: Load::Rest(RestKind::CeilingRelay), connections: c.logins },
     }
 }

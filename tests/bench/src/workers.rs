@@ -32,8 +32,11 @@ pub enum RestKind {
     CeilingJwt,
     /// Two gRPC calls behind the bare relay (`relay.rs`).
     CeilingRelay,
-    /// One Warden hash in the bare axum ceiling server (the embedded login floor, `floor.rs`).
+    /// One Warden hash in the bare axum ceiling server (what floods the flood's floor).
     CeilingHash,
+    /// A SQLite read, one Warden hash, a SQLite write in the bare axum ceiling server (the
+    /// embedded login floor, `floor.rs`).
+    CeilingLogin,
     Mixed,
 }
 
@@ -57,6 +60,7 @@ pub struct Templates {
     ceiling_jwt: Req,
     ceiling_relay: Req,
     ceiling_hash: Req,
+    ceiling_login: Req,
 }
 
 impl Templates {
@@ -75,6 +79,7 @@ impl Templates {
             ceiling_jwt: Req::get("/verify").bearer(&fx.access_token),
             ceiling_relay: Req::get("/relay"),
             ceiling_hash: Req::get("/hash"),
+            ceiling_login: Req::get("/login"),
         }
     }
 }
@@ -97,9 +102,11 @@ pub struct Rest {
 impl Rest {
     pub async fn new(fx: &Fixture, kind: RestKind, templates: Arc<Templates>, index: usize) -> anyhow::Result<Rest> {
         let addr = match kind {
-            RestKind::CeilingStatic | RestKind::CeilingJwt | RestKind::CeilingRelay | RestKind::CeilingHash => {
-                fx.ceiling_http.expect("ceiling server running")
-            }
+            RestKind::CeilingStatic
+            | RestKind::CeilingJwt
+            | RestKind::CeilingRelay
+            | RestKind::CeilingHash
+            | RestKind::CeilingLogin => fx.ceiling_http.expect("ceiling server running"),
             _ => fx.http,
         };
         let conn = Conn::open(addr).await?;
@@ -144,6 +151,7 @@ impl Rest {
             RestKind::CeilingJwt => &t.ceiling_jwt,
             RestKind::CeilingRelay => &t.ceiling_relay,
             RestKind::CeilingHash => &t.ceiling_hash,
+            RestKind::CeilingLogin => &t.ceiling_login,
             RestKind::Refresh | RestKind::Mixed => unreachable!("not a fixed request"),
         };
         let (status, body) = self.conn.send(req).await.map_err(|e| e.to_string())?;
