@@ -240,8 +240,8 @@ pub fn serve(args: ServerArgs) -> anyhow::Result<()> {
     validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
     validation.leeway = 10;
     let verifier = Arc::new(Verifier { key, validation });
-    // The floors' hasher and store, made on first use: its threads and arenas stay out of the
-    // other ceilings.
+    // The floors' hasher and store, made on first use, so that the hasher's threads and arenas
+    // stay out of the other ceilings.
     let hasher = Arc::new(tokio::sync::OnceCell::new());
     let store = Arc::new(tokio::sync::OnceCell::new());
     let login = (hasher.clone(), store, args.store);
@@ -274,14 +274,14 @@ pub async fn serve_health(addr: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
+type Lazy<T> = Arc<tokio::sync::OnceCell<T>>;
+
 /// One Warden hash, then the static body (`floor.rs`).
 async fn hash_once(hasher: Lazy<OneHash>) -> Result<&'static str, StatusCode> {
     let hasher = hasher.get_or_try_init(OneHash::new).await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
     hasher.verify().await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
     Ok("ok")
 }
-
-type Lazy<T> = Arc<tokio::sync::OnceCell<T>>;
 
 /// One embedded login at its barest: a SQLite read, one Warden hash, a SQLite write, then the
 /// static body (`floor.rs`).

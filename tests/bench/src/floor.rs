@@ -106,6 +106,8 @@ impl LoginStore {
         ] {
             db.execute_unprepared(ddl).await?;
         }
+        // The row stands for the account; its `phc` is a placeholder, as the hash verifies
+        // against `OneHash`'s own.
         let account = "INSERT OR IGNORE INTO accounts (key, phc) VALUES (?, ?)";
         db.execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, account, [ACCOUNT.into(), "-".into()]))
             .await?;
