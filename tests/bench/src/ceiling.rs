@@ -2,7 +2,8 @@
 //! ratio. Argon2id verification with Warden's parameters on all cores (seven ways, two crates),
 //! and a bare axum server (its own process, started from this binary) answering a static
 //! body or verifying the same EdDSA token with jsonwebtoken, beside a bare tonic server in the
-//! same runtime answering unary health checks.
+//! same runtime answering unary health checks. The same server answers the embedded floors
+//! (`floor.rs`): `GET /hash` after one Warden hash, `GET /login` after a login at its barest.
 use crate::floor::{LoginStore, OneHash};
 use crate::procs;
 use argon2::password_hash::phc::PasswordHash;
@@ -278,9 +279,16 @@ type Lazy<T> = Arc<tokio::sync::OnceCell<T>>;
 
 /// One Warden hash, then the static body (`floor.rs`).
 async fn hash_once(hasher: Lazy<OneHash>) -> Result<&'static str, StatusCode> {
-    let hasher = hasher.get_or_try_init(OneHash::new).await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-    hasher.verify().await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    let hasher = hasher.get_or_try_init(OneHash::new).await.map_err(floor_failed)?;
+    hasher.verify().await.map_err(floor_failed)?;
     Ok("ok")
+}
+
+/// A floor request that failed: said in the server's log (`bare-axum.log` in the temporary
+/// directory), answered 500, and counted as an error by the load generator.
+fn floor_failed(e: anyhow::Error) -> StatusCode {
+    eprintln!("bare axum, floor: {e:#}");
+    StatusCode::INTERNAL_SERVER_ERROR
 }
 
 /// One embedded login at its barest: a SQLite read, one Warden hash, a SQLite write, then the
@@ -288,13 +296,9 @@ async fn hash_once(hasher: Lazy<OneHash>) -> Result<&'static str, StatusCode> {
 async fn login_once(
     (hasher, store, path): (Lazy<OneHash>, Lazy<LoginStore>, PathBuf),
 ) -> Result<&'static str, StatusCode> {
-    let failed = |e: anyhow::Error| {
-        eprintln!("bare axum, login floor: {e:#}");
-        StatusCode::INTERNAL_SERVER_ERROR
-    };
-    let hasher = hasher.get_or_try_init(OneHash::new).await.map_err(failed)?;
-    let store = store.get_or_try_init(|| LoginStore::open(&path)).await.map_err(failed)?;
-    store.login(hasher).await.map_err(failed)?;
+    let hasher = hasher.get_or_try_init(OneHash::new).await.map_err(floor_failed)?;
+    let store = store.get_or_try_init(|| LoginStore::open(&path)).await.map_err(floor_failed)?;
+    store.login(hasher).await.map_err(floor_failed)?;
     Ok("ok")
 }
 

@@ -22,6 +22,7 @@ use tonic::{Request, Response, Status};
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse, health_check_response::ServingStatus};
 use warden_auth::password::PasswordHasher;
+use warden_common::clock::{Clock, SystemClock};
 use warden_common::db::Db;
 use warden_common::secret::Secret;
 
@@ -124,8 +125,7 @@ impl LoginStore {
     async fn write(&self) -> anyhow::Result<()> {
         let session = "INSERT INTO sessions (id, account, created_at) VALUES (?, ?, ?)";
         let id = uuid::Uuid::new_v4().to_string();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
-        let values = [id.into(), ACCOUNT.into(), now.into()];
+        let values = [id.into(), ACCOUNT.into(), SystemClock.unix().into()];
         self.db.execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, session, values)).await?;
         Ok(())
     }

@@ -23,8 +23,8 @@ pub struct ModeReport {
     pub static_floor: Option<Phase>,
     /// Login windows alternating with the argon2 references: the login target is judged on them.
     pub login_rounds: Option<LoginRounds>,
-    /// The same rounds for the mode's shape with one hash per request and nothing else
-    /// (`floor.rs`): the best ratio a login of that shape can reach here.
+    /// The same rounds for the mode's shape doing the least a login must: its stores around
+    /// one hash per request (`floor.rs`): the best ratio a login of that shape can reach here.
     pub login_floor: Option<LoginRounds>,
     /// The login flood's rounds for the bare shape (`scenarios::FLOOR_FLOOD_SHAPE`, embedded
     /// mode): what the hashing alone costs the fastest server on these cores.
