@@ -395,9 +395,9 @@ async fn run_mode(
         let c = plan.concurrency;
         results.push(runner.flood(scenarios::WARDEN_FLOOD, rate, c.requests, c.logins, judged).await?);
         fleet.check_alive()?;
-        if fleet.mode == Mode::Embedded && !plan.args.skip_ceilings {
-            eprintln!("warden-bench: [floor] {} at {rate:.0}/s", scenarios::FLOOR_FLOOD);
-            flood_floor = Some(judge_flood_floor(plan, client, &fx, rate, judged).await?);
+        if !plan.args.skip_ceilings {
+            eprintln!("warden-bench: [floor] {} at {rate:.0}/s", scenarios::flood_floor_shape(fleet.mode).name);
+            flood_floor = Some(judge_flood_floor(plan, client, &fx, fleet, rate, judged).await?);
         }
     }
     let static_floor = match results.iter().find(|r| r.name == scenarios::BEARER_VERIFY).and_then(|r| r.fixed.as_ref())
@@ -535,8 +535,49 @@ async fn relay_ceiling(
     result
 }
 
-/// The login floor of the fleet's shape (`floor.rs`), judged in rounds as the logins are. The
-/// split floor's stores are the fleet's own PostgreSQL database and Redis.
+/// The server of a floor of the fleet's shape (`floor.rs`): the bare axum server in embedded
+/// mode; in split mode the bare relay whose first backend does a split login's least work
+/// against the fleet's own PostgreSQL database and Redis.
+enum FloorServer {
+    Embedded(Box<CeilingServer>),
+    Split(RelayServer),
+}
+
+impl FloorServer {
+    async fn start(
+        plan: &Plan,
+        client: &tokio::runtime::Handle,
+        fx: &fixtures::Fixture,
+        fleet: &Fleet,
+    ) -> anyhow::Result<Self> {
+        Ok(match fleet.mode {
+            Mode::Embedded => FloorServer::Embedded(Box::new(CeilingServer::start(plan, client, fx).await?)),
+            Mode::Split => {
+                let login = relay::FirstBackend::Login {
+                    database_url: fleet.database_url().context("split mode has a PostgreSQL database")?,
+                    redis_url: fleet.redis_url.clone().context("split mode has a Redis")?,
+                };
+                FloorServer::Split(RelayServer::start(plan, client, fx, &login).await?)
+            }
+        })
+    }
+
+    fn runner(&self) -> &Runner {
+        match self {
+            FloorServer::Embedded(server) => &server.runner,
+            FloorServer::Split(relay) => &relay.runner,
+        }
+    }
+
+    async fn stop(self) {
+        match self {
+            FloorServer::Embedded(server) => server.stop().await,
+            FloorServer::Split(relay) => relay.stop().await,
+        }
+    }
+}
+
+/// The login floor of the fleet's shape (`floor.rs`), judged in rounds as the logins are.
 async fn judge_login_floor(
     plan: &Plan,
     client: &tokio::runtime::Handle,
@@ -547,39 +588,26 @@ async fn judge_login_floor(
     let spec = scenarios::floor_spec(plan.concurrency, fleet.mode);
     let (rounds, window) = plan.login_rounds;
     eprintln!("warden-bench: [floor] {}: {rounds} rounds next to the argon2 references", spec.name);
-    match fleet.mode {
-        Mode::Embedded => {
-            let ceiling = CeilingServer::start(plan, client, fx).await?;
-            let judged = login_rounds::judge(&ceiling.runner, spec, rounds, warmup, window, plan.cores).await;
-            ceiling.stop().await;
-            judged
-        }
-        Mode::Split => {
-            let login = relay::FirstBackend::Login {
-                database_url: fleet.database_url().context("split mode has a PostgreSQL database")?,
-                redis_url: fleet.redis_url.clone().context("split mode has a Redis")?,
-            };
-            let relay = RelayServer::start(plan, client, fx, &login).await?;
-            let judged = login_rounds::judge(&relay.runner, spec, rounds, warmup, window, plan.cores).await;
-            relay.stop().await;
-            judged
-        }
-    }
+    let floor = FloorServer::start(plan, client, fx, fleet).await?;
+    let judged = login_rounds::judge(floor.runner(), spec, rounds, warmup, window, plan.cores).await;
+    floor.stop().await;
+    judged
 }
 
-/// The embedded login flood's floor (`scenarios::FLOOR_FLOOD_SHAPE`), in the same rounds at
-/// the same rate as Warden's flood.
+/// The login flood's floor of the fleet's shape (`scenarios::flood_floor_shape`), in the same
+/// rounds at the same rate as Warden's flood.
 async fn judge_flood_floor(
     plan: &Plan,
     client: &tokio::runtime::Handle,
     fx: &fixtures::Fixture,
+    fleet: &Fleet,
     rate: f64,
     judged: (usize, Duration, Duration),
 ) -> anyhow::Result<scenarios::Flood> {
-    let ceiling = CeilingServer::start(plan, client, fx).await?;
-    let c = plan.concurrency;
-    let result = ceiling.runner.flood(scenarios::FLOOR_FLOOD_SHAPE, rate, c.requests, c.logins, judged).await;
-    ceiling.stop().await;
+    let floor = FloorServer::start(plan, client, fx, fleet).await?;
+    let (c, shape) = (plan.concurrency, scenarios::flood_floor_shape(fleet.mode));
+    let result = floor.runner().flood(shape, rate, c.requests, c.logins, judged).await;
+    floor.stop().await;
     result?.flood.context("a flood scenario has rounds")
 }
 

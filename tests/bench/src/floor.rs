@@ -10,8 +10,9 @@
 //!   which the flood's floor still asks for.)
 //! - Split: the bare relay (`relay.rs`) whose first backend does what a split login must do
 //!   in auth, at its barest ([`LoginStores`]): it reads PostgreSQL and Redis side by side,
-//!   hashes, and writes Redis before it answers. Split mode puts PostgreSQL and Redis on the
-//!   same cores as the hash, so their share of a login belongs to the shape.
+//!   hashes, and writes Redis before it answers (the relay's `GET /login`). Split mode puts
+//!   PostgreSQL and Redis on the same cores as the hash, so their share of a login belongs to
+//!   the shape. The same relay's `GET /relay` beside those logins is the split flood's floor.
 use fred::prelude::{Expiration, KeysInterface};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use std::path::Path;
@@ -138,8 +139,13 @@ impl LoginStore {
     }
 }
 
-/// A health service that hashes once before each answer (with its stores around the hash,
-/// if any): the split floor's "auth".
+/// The health check `service` that asks the split floor's first backend for a login's work
+/// (the relay's `GET /login`). Any other is answered at once, as the relay's `GET /relay`
+/// asks: the protected requests of the split flood's floor.
+pub const LOGIN_CHECK: &str = "login";
+
+/// A health service that hashes once (with its stores around the hash, if any) before it
+/// answers a [`LOGIN_CHECK`], and answers any other check at once: the split floor's "auth".
 struct HashingHealth {
     hash: OneHash,
     stores: Option<LoginStores>,
@@ -162,8 +168,10 @@ type NoStream = Pin<Box<dyn Stream<Item = Result<HealthCheckResponse, Status>> +
 
 #[tonic::async_trait]
 impl Health for HashingHealth {
-    async fn check(&self, _: Request<HealthCheckRequest>) -> Result<Response<HealthCheckResponse>, Status> {
-        self.login().await.map_err(|e| Status::internal(e.to_string()))?;
+    async fn check(&self, request: Request<HealthCheckRequest>) -> Result<Response<HealthCheckResponse>, Status> {
+        if request.get_ref().service == LOGIN_CHECK {
+            self.login().await.map_err(|e| Status::internal(e.to_string()))?;
+        }
         Ok(Response::new(HealthCheckResponse { status: ServingStatus::Serving.into() }))
     }
 
@@ -174,7 +182,7 @@ impl Health for HashingHealth {
     }
 }
 
-/// Serves `grpc.health.v1.Health/Check`, one hash per call, with `stores` around it.
+/// Serves `grpc.health.v1.Health/Check`, one hash per login check, with `stores` around it.
 pub async fn serve_hashing_health(addr: std::net::SocketAddr, stores: Option<LoginStores>) -> anyhow::Result<()> {
     let service = HealthServer::new(HashingHealth { hash: OneHash::new().await?, stores });
     tonic::transport::Server::builder().add_service(service).serve(addr).await?;
@@ -206,5 +214,18 @@ mod tests {
         };
         assert_eq!((count("accounts").await, count("sessions").await), (1, 2));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The split floor's backend hashes for a login check only: given a hash of another
+    /// password, the login check fails and the relay's plain check is answered.
+    #[tokio::test]
+    async fn the_split_floor_hashes_for_login_checks_only() {
+        let hasher = PasswordHasher::new(1);
+        let phc = hasher.hash(&Secret::new("not the floor's password")).await.unwrap();
+        let health = HashingHealth { hash: OneHash { hasher, phc: phc.into() }, stores: None };
+        let check = |service: &str| Request::new(HealthCheckRequest { service: service.to_owned() });
+        assert!(health.check(check("")).await.is_ok(), "the plain check hashed");
+        let refused = health.check(check(LOGIN_CHECK)).await.unwrap_err();
+        assert!(refused.message().contains("did not verify"), "{refused:?}");
     }
 }

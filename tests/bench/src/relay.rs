@@ -5,7 +5,11 @@
 //! request makes these trips (gateway → auth, gateway → RBAC) plus auth's session read in
 //! Redis, and does its work on top: whatever this ceiling reaches on these cores, Warden's
 //! split mode cannot pass.
-use crate::procs;
+//!
+//! `GET /login` makes the same two calls but asks the first backend for a login
+//! ([`floor::LOGIN_CHECK`]); one started with `--hash` then does a split login's least work
+//! before it answers (`floor.rs`), one without answers at once.
+use crate::{floor, procs};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -21,7 +25,8 @@ use tonic_health::pb::health_client::HealthClient;
 pub struct BackendArgs {
     #[arg(long)]
     pub addr: SocketAddr,
-    /// Hash once (Warden's hasher) before each answer: the split login floor (`floor.rs`).
+    /// Hash once (Warden's hasher) before answering a login check: the split login floor
+    /// (`floor.rs`).
     #[arg(long)]
     pub hash: bool,
     /// With `--hash`: read this PostgreSQL database and `--redis` before the hash, write
@@ -84,16 +89,24 @@ pub fn serve_relay(args: RelayArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let backends = Arc::new(backends);
-        let app = Router::new().route("/relay", get(move || relay(backends.clone())));
+        let (to_relay, to_login) = (backends.clone(), backends);
+        let app = Router::new()
+            .route("/relay", get(move || relay(to_relay.clone(), "")))
+            .route("/login", get(move || relay(to_login.clone(), floor::LOGIN_CHECK)));
         let listener = tokio::net::TcpListener::bind(args.addr).await?;
         axum::serve(listener, app).await?;
         Ok(())
     })
 }
 
-async fn relay(backends: Arc<Vec<HealthClient<Channel>>>) -> Result<&'static str, StatusCode> {
-    for backend in backends.iter() {
-        let request = HealthCheckRequest { service: String::new() };
+/// Calls each backend in turn, the first with `first_check` as the checked service.
+async fn relay(
+    backends: Arc<Vec<HealthClient<Channel>>>,
+    first_check: &'static str,
+) -> Result<&'static str, StatusCode> {
+    for (i, backend) in backends.iter().enumerate() {
+        let service = if i == 0 { first_check } else { "" };
+        let request = HealthCheckRequest { service: service.to_owned() };
         backend.clone().check(request).await.map_err(|_| StatusCode::BAD_GATEWAY)?;
     }
     Ok("ok")

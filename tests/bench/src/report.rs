@@ -26,8 +26,9 @@ pub struct ModeReport {
     /// The same rounds for the mode's shape doing the least a login must: its stores around
     /// one hash per request (`floor.rs`): the best ratio a login of that shape can reach here.
     pub login_floor: Option<LoginRounds>,
-    /// The login flood's rounds for the bare shape (`scenarios::FLOOR_FLOOD_SHAPE`, embedded
-    /// mode): what the hashing alone costs the fastest server on these cores.
+    /// The login flood's rounds for the mode's bare shape (`scenarios::flood_floor_shape`):
+    /// what the hashing (and in split mode a login's least store work) alone costs the
+    /// fastest server of that shape on these cores.
     pub flood_floor: Option<sc::Flood>,
 }
 
@@ -366,13 +367,23 @@ impl Report {
                     ("Login flood", "bearer `/verify`", "logging in (closed loop)", "logins/s"),
                 );
                 if let Some(floor) = &m.flood_floor {
-                    let what = (
-                        "The floor of this flood (bare axum in its own process: Warden's hasher and nothing else of \
-                         a login or of a protected request)",
-                        "the static body",
-                        "asking it for one Warden hash each (`GET /hash`, closed loop)",
-                        "hashes/s",
-                    );
+                    let what = match m.mode {
+                        Mode::Embedded => (
+                            "The floor of this flood (bare axum in its own process: Warden's hasher and nothing else \
+                             of a login or of a protected request)",
+                            "the static body",
+                            "asking it for one Warden hash each (`GET /hash`, closed loop)",
+                            "hashes/s",
+                        ),
+                        Mode::Split => (
+                            "The floor of this flood (the bare relay's three processes: a split request's two trips \
+                             without their work, and a split login's least work around Warden's hasher)",
+                            "`GET /relay`",
+                            "logging in to it (`GET /login`: the first backend reads PostgreSQL and Redis, hashes, \
+                             writes Redis; closed loop)",
+                            "logins/s",
+                        ),
+                    };
                     flood_table(md, s.connections, floor, what);
                 }
             }

@@ -52,6 +52,7 @@ pub const CEILING_GRPC: &str = "bare tonic, unary health check (same runtime sha
 pub const CEILING_RELAY: &str = "bare relay: axum, then two gRPC health checks in two processes (1 thread each)";
 pub const FLOOR_EMBEDDED: &str = "bare axum answering after a SQLite read, one Warden hash and a SQLite write";
 pub const FLOOR_FLOOD: &str = "bare axum: static body during a flood of one-hash requests";
+pub const FLOOR_FLOOD_SPLIT: &str = "bare relay: `/relay` during a flood of its `/login`";
 pub const FLOOR_SPLIT: &str =
     "bare relay whose first backend reads PostgreSQL and Redis, hashes once (Warden's hasher) and writes Redis";
 
@@ -90,7 +91,7 @@ pub fn floor_spec(c: Concurrency, mode: Mode) -> Spec {
         Mode::Embedded => {
             Spec { name: FLOOR_EMBEDDED, load: Load::Rest(RestKind::CeilingLogin), connections: c.logins }
         }
-        Mode::Split => Spec { name: FLOOR_SPLIT, load: Load::Rest(RestKind::CeilingRelay), connections: c.logins },
+        Mode::Split => Spec { name: FLOOR_SPLIT, load: Load::Rest(RestKind::CeilingLogin), connections: c.logins },
     }
 }
 
@@ -117,6 +118,24 @@ pub const FLOOR_FLOOD_SHAPE: FloodShape = FloodShape {
     protected: Load::Rest(RestKind::CeilingStatic),
     flooding: Load::Rest(RestKind::CeilingHash),
 };
+
+/// The split flood's floor: the bare relay's two trips (`relay.rs`, a split bearer request's
+/// hops without their work) beside its logins, whose first backend touches the fleet's own
+/// PostgreSQL and Redis around one Warden hash (the split login floor, `floor.rs`). Split
+/// mode runs the stores on the hashing cores, so their share of a login is part of the shape.
+pub const FLOOR_FLOOD_SPLIT_SHAPE: FloodShape = FloodShape {
+    name: FLOOR_FLOOD_SPLIT,
+    protected: Load::Rest(RestKind::CeilingRelay),
+    flooding: Load::Rest(RestKind::CeilingLogin),
+};
+
+/// The login flood's floor for `mode`'s shape.
+pub fn flood_floor_shape(mode: Mode) -> FloodShape {
+    match mode {
+        Mode::Embedded => FLOOR_FLOOD_SHAPE,
+        Mode::Split => FLOOR_FLOOD_SPLIT_SHAPE,
+    }
+}
 
 /// One measured phase.
 #[derive(Clone, Debug, Default, Serialize)]

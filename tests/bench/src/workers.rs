@@ -34,8 +34,9 @@ pub enum RestKind {
     CeilingRelay,
     /// One Warden hash in the bare axum ceiling server (what floods the flood's floor).
     CeilingHash,
-    /// A SQLite read, one Warden hash, a SQLite write in the bare axum ceiling server (the
-    /// embedded login floor, `floor.rs`).
+    /// A login's least work in a floor's shape (`floor.rs`): in the bare axum ceiling server a
+    /// SQLite read, one Warden hash and a SQLite write; behind the bare relay its first
+    /// backend's stores around one hash.
     CeilingLogin,
     Mixed,
 }
