@@ -32,7 +32,7 @@ pub enum RestKind {
     CeilingJwt,
     /// Two gRPC calls behind the bare relay (`relay.rs`).
     CeilingRelay,
-    /// One Warden hash in the bare axum ceiling server (what floods the flood's floor).
+    /// One Warden hash in the bare axum ceiling server (what floods the embedded flood's floor).
     CeilingHash,
     /// A login's least work in a floor's shape (`floor.rs`): in the bare axum ceiling server a
     /// SQLite read, one Warden hash and a SQLite write; behind the bare relay its first
