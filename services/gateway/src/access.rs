@@ -78,21 +78,24 @@ impl Enforce {
 }
 
 impl Around for Enforce {
-    fn around<S>(&self, request: Request, inner: S) -> impl Future<Output = Response> + Send + 'static
+    fn around<S>(
+        &self,
+        request: Request,
+        inner: S,
+    ) -> impl Future<Output = Result<Response, Infallible>> + Send + 'static
     where
         S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
         S::Future: Send + 'static,
     {
-        let (state, access) = (self.state.clone(), self.access);
-        async move { enforce(&state, access, request, inner).await }
+        enforce(self.state.clone(), self.access, request, inner)
     }
 }
 
-async fn enforce<S>(state: &AppState, access: Access, mut request: Request, mut inner: S) -> Response
+async fn enforce<S>(state: AppState, access: Access, mut request: Request, mut inner: S) -> Result<Response, Infallible>
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
-    match check(state, access, request.headers()).await {
+    let response = match check(&state, access, request.headers()).await {
         Ok(caller) => {
             let limits = caller.as_ref().and_then(|c| c.principal.api_key.clone());
             if let Some(caller) = caller {
@@ -117,7 +120,8 @@ where
             response
         }
         Err(e) => axum::response::IntoResponse::into_response(e),
-    }
+    };
+    Ok(response)
 }
 
 async fn check(state: &AppState, access: Access, headers: &HeaderMap) -> ApiResult<Option<Caller>> {

@@ -15,7 +15,11 @@ use tower::{Layer, Service};
 
 /// What runs around the inner service for one request.
 pub(crate) trait Around: Clone + Send + Sync + 'static {
-    fn around<S>(&self, request: Request, inner: S) -> impl Future<Output = Response> + Send + 'static
+    fn around<S>(
+        &self,
+        request: Request,
+        inner: S,
+    ) -> impl Future<Output = Result<Response, Infallible>> + Send + 'static
     where
         S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
         S::Future: Send + 'static;
@@ -57,7 +61,8 @@ where
         // The service that was polled ready serves this request; its clone waits for the next.
         let ready = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, ready);
-        let response = self.around.around(request, inner);
-        Box::pin(async move { Ok(response.await) })
+        // Boxed as it is: an `async` wrapper around it would hold the future twice (as the
+        // captured value and as the one awaited), and every request copies the box's bytes.
+        Box::pin(self.around.around(request, inner))
     }
 }

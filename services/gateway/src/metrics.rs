@@ -26,7 +26,11 @@ pub fn recorder() -> Option<PrometheusHandle> {
 pub(crate) struct Track;
 
 impl Around for Track {
-    fn around<S>(&self, request: Request, inner: S) -> impl Future<Output = Response> + Send + 'static
+    fn around<S>(
+        &self,
+        request: Request,
+        inner: S,
+    ) -> impl Future<Output = Result<Response, Infallible>> + Send + 'static
     where
         S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
         S::Future: Send + 'static,
@@ -35,7 +39,7 @@ impl Around for Track {
     }
 }
 
-async fn track<S>(request: Request, mut inner: S) -> Response
+async fn track<S>(request: Request, mut inner: S) -> Result<Response, Infallible>
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
@@ -62,8 +66,10 @@ where
         let Ok(response) = inner.call(request).await;
         response
     };
-    let response =
+    let timed =
         within_budget(deadline::REQUEST_BUDGET, deadline::within(budget, served)).instrument(span.clone()).await;
+    // In the span, as the answer's log line (a spent budget is logged as a server fault) belongs to the request.
+    let response = span.in_scope(|| budget_answer(timed));
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);
     static ROUTES: LazyLock<TimedCache<(&'static str, u16)>> = LazyLock::new(TimedCache::default);
@@ -72,7 +78,7 @@ where
         let labels = [("method", method.to_owned()), ("route", route.to_owned()), ("status", status.to_string())];
         Timed::register("warden_http_requests_total", "warden_http_request_duration_seconds", &labels)
     });
-    response
+    Ok(response)
 }
 
 /// The method as a metric label: the standard ones by name, any other as `other`, so a client
@@ -91,17 +97,20 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// Answers 503 `unavailable` (with `Retry-After`) once the request's budget is spent. Internal
-/// gRPC calls give up at the budget on their own; this also bounds work that has no timeout
-/// of its own, such as a database query on a connection whose server stopped answering.
-async fn within_budget(budget: std::time::Duration, work: impl std::future::Future<Output = Response>) -> Response {
-    match tokio::time::timeout(budget, work).await {
-        Ok(response) => response,
-        Err(_) => {
-            let error = warden_common::Error::unavailable("a dependency", anyhow::anyhow!("request budget spent"));
-            axum::response::IntoResponse::into_response(crate::problem::ApiError::from(error))
-        }
-    }
+/// Bounds the request by its budget; [`budget_answer`] turns a spent budget into 503
+/// `unavailable` (with `Retry-After`). Internal gRPC calls give up at the budget on their own;
+/// this also bounds work that has no timeout of its own, such as a database query on a
+/// connection whose server stopped answering. (Not an `async fn`: that would hold `work`
+/// twice, as its argument and inside the timeout it awaits, in every request's future.)
+fn within_budget<F: Future<Output = Response>>(budget: std::time::Duration, work: F) -> tokio::time::Timeout<F> {
+    tokio::time::timeout(budget, work)
+}
+
+fn budget_answer(timed: Result<Response, tokio::time::error::Elapsed>) -> Response {
+    timed.unwrap_or_else(|_| {
+        let error = warden_common::Error::unavailable("a dependency", anyhow::anyhow!("request budget spent"));
+        axum::response::IntoResponse::into_response(crate::problem::ApiError::from(error))
+    })
 }
 
 #[cfg(test)]
@@ -115,10 +124,11 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Response::new(axum::body::Body::empty())
         };
-        let response = within_budget(Duration::from_millis(20), hung).await;
+        let response = budget_answer(within_budget(Duration::from_millis(20), hung).await);
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()["retry-after"], "1");
-        let done = within_budget(Duration::from_secs(5), async { Response::new(axum::body::Body::empty()) }).await;
+        let done = within_budget(Duration::from_secs(5), async { Response::new(axum::body::Body::empty()) });
+        let done = budget_answer(done.await);
         assert_eq!(done.status(), 200);
     }
 }
