@@ -5,6 +5,7 @@
 use crate::around::Around;
 use axum::extract::{MatchedPath, Request};
 use axum::response::Response;
+use futures_util::FutureExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::convert::Infallible;
 use std::future::Future;
@@ -39,7 +40,11 @@ impl Around for Track {
     }
 }
 
-async fn track<S>(request: Request, mut inner: S) -> Result<Response, Infallible>
+/// Not an `async fn`, nor an async block around the served future: either would keep the
+/// router's future (and the request) beside the future that awaits it, twice in every
+/// request's box. The route's future is built here, in the request's span and under no
+/// outer deadline (there is none above the gateway), as it would have been on first poll.
+fn track<S>(request: Request, mut inner: S) -> impl Future<Output = Result<Response, Infallible>> + use<S>
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
@@ -62,23 +67,22 @@ where
     };
     warden_common::telemetry::set_parent(&span, request.headers());
     let budget = Some(start + deadline::REQUEST_BUDGET);
-    let served = async move {
-        let Ok(response) = inner.call(request).await;
-        response
-    };
-    let timed =
-        within_budget(deadline::REQUEST_BUDGET, deadline::within(budget, served)).instrument(span.clone()).await;
-    // In the span, as the answer's log line (a spent budget is logged as a server fault) belongs to the request.
-    let response = span.in_scope(|| budget_answer(timed));
-    let status = response.status().as_u16();
-    span.record("http.response.status_code", status);
-    static ROUTES: LazyLock<TimedCache<(&'static str, u16)>> = LazyLock::new(TimedCache::default);
-    // Route labels are the router's templates (or "unmatched"): a bounded set.
-    ROUTES.record((method, status), route, start.elapsed(), || {
-        let labels = [("method", method.to_owned()), ("route", route.to_owned()), ("status", status.to_string())];
-        Timed::register("warden_http_requests_total", "warden_http_request_duration_seconds", &labels)
-    });
-    Ok(response)
+    let served = span.in_scope(|| inner.call(request)).map(|Ok(response)| response);
+    let timed = within_budget(deadline::REQUEST_BUDGET, deadline::within(budget, served)).instrument(span.clone());
+    timed.map(move |timed| {
+        // In the span, as the answer's log line (a spent budget is logged as a server fault) belongs to the request.
+        let response = span.in_scope(|| budget_answer(timed));
+        let status = response.status().as_u16();
+        span.record("http.response.status_code", status);
+        let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+        static ROUTES: LazyLock<TimedCache<(&'static str, u16)>> = LazyLock::new(TimedCache::default);
+        // Route labels are the router's templates (or "unmatched"): a bounded set.
+        ROUTES.record((method, status), route, start.elapsed(), || {
+            let labels = [("method", method.to_owned()), ("route", route.to_owned()), ("status", status.to_string())];
+            Timed::register("warden_http_requests_total", "warden_http_request_duration_seconds", &labels)
+        });
+        Ok(response)
+    })
 }
 
 /// The method as a metric label: the standard ones by name, any other as `other`, so a client

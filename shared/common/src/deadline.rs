@@ -2,6 +2,7 @@
 //! gives each REST request a budget; a gRPC server adopts the caller's `grpc-timeout`; every
 //! internal call sends what is left as its own `grpc-timeout` (capped by
 //! [`crate::grpc::CALL_TIMEOUT`]), so work is never done for a caller that has given up.
+use futures_util::future::Either;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -12,11 +13,13 @@ tokio::task_local! {
     static DEADLINE: Instant;
 }
 
-/// Runs `f` with `deadline` as the current request's deadline (none: keeps the outer one).
-pub async fn within<F: Future>(deadline: Option<Instant>, f: F) -> F::Output {
+/// Runs `f` with `deadline` as the current request's deadline (none: keeps the outer one, read
+/// here, where the caller builds the future). Not an `async fn`: that would hold `f` twice in
+/// every request's future, as its argument and inside the scope it awaits.
+pub fn within<F: Future>(deadline: Option<Instant>, f: F) -> impl Future<Output = F::Output> {
     match deadline {
-        Some(d) => DEADLINE.scope(current().map_or(d, |outer| outer.min(d)), f).await,
-        None => f.await,
+        Some(d) => Either::Left(DEADLINE.scope(current().map_or(d, |outer| outer.min(d)), f)),
+        None => Either::Right(f),
     }
 }
 
