@@ -68,7 +68,8 @@ where
     warden_common::telemetry::set_parent(&span, request.headers());
     let budget = Some(start + deadline::REQUEST_BUDGET);
     let served = span.in_scope(|| inner.call(request)).map(|Ok(response)| response);
-    let timed = within_budget(deadline::REQUEST_BUDGET, deadline::within(budget, served)).instrument(span.clone());
+    let timed =
+        tokio::time::timeout(deadline::REQUEST_BUDGET, deadline::within(budget, served)).instrument(span.clone());
     timed.map(move |timed| {
         // In the span, as the answer's log line (a spent budget is logged as a server fault) belongs to the request.
         let response = span.in_scope(|| budget_answer(timed));
@@ -101,15 +102,11 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// Bounds the request by its budget; [`budget_answer`] turns a spent budget into 503
+/// The answer of a request bounded by its budget (`tokio::time::timeout`, not an `async fn`
+/// around it, which would hold the request's future twice): a spent budget is 503
 /// `unavailable` (with `Retry-After`). Internal gRPC calls give up at the budget on their own;
-/// this also bounds work that has no timeout of its own, such as a database query on a
-/// connection whose server stopped answering. (Not an `async fn`: that would hold `work`
-/// twice, as its argument and inside the timeout it awaits, in every request's future.)
-fn within_budget<F: Future<Output = Response>>(budget: std::time::Duration, work: F) -> tokio::time::Timeout<F> {
-    tokio::time::timeout(budget, work)
-}
-
+/// the budget also bounds work that has no timeout of its own, such as a database query on a
+/// connection whose server stopped answering.
 fn budget_answer(timed: Result<Response, tokio::time::error::Elapsed>) -> Response {
     timed.unwrap_or_else(|_| {
         let error = warden_common::Error::unavailable("a dependency", anyhow::anyhow!("request budget spent"));
@@ -128,10 +125,10 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Response::new(axum::body::Body::empty())
         };
-        let response = budget_answer(within_budget(Duration::from_millis(20), hung).await);
+        let response = budget_answer(tokio::time::timeout(Duration::from_millis(20), hung).await);
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()["retry-after"], "1");
-        let done = within_budget(Duration::from_secs(5), async { Response::new(axum::body::Body::empty()) });
+        let done = tokio::time::timeout(Duration::from_secs(5), async { Response::new(axum::body::Body::empty()) });
         let done = budget_answer(done.await);
         assert_eq!(done.status(), 200);
     }
