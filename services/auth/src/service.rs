@@ -112,12 +112,13 @@ impl AuthService {
     /// The user behind a request: cached for at most a second (see `cache.rs`). Disabling a
     /// user also ends its sessions, which are checked on every request, uncached in Redis.
     async fn request_user(&self, id: Uuid) -> Result<Option<user::Model>> {
-        if let Some(user) = self.users.get(&id) {
-            return Ok(Some(user));
-        }
+        let miss = match self.users.lookup(&id) {
+            Ok(user) => return Ok(Some(user)),
+            Err(miss) => miss,
+        };
         let user = self.find_user(id).await?;
         if let Some(user) = &user {
-            self.users.insert(id, user.clone());
+            self.users.fill(id, user.clone(), miss);
         }
         Ok(user)
     }

@@ -5,11 +5,14 @@
 //! drops the entry and bumps an epoch; a lookup that read the database before such a bump does
 //! not insert its (possibly stale) row. With Redis, validation also checks a revocation marker
 //! on every call, so a replica that has not yet heard the news still refuses the key.
+//! Shortly before an entry expires one validation reloads it while the others go on using it
+//! (`warden_common::reload`), so the validations in flight never all read the row at once.
 use crate::api::ApiKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uuid::Uuid;
+use warden_common::reload::{Age, Loaded};
 
 pub(crate) const TTL: Duration = Duration::from_secs(5);
 const MAX_ENTRIES: usize = 100_000;
@@ -29,7 +32,7 @@ pub(crate) struct KeyCache {
 
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<Uuid, (Instant, Arc<CachedKey>)>,
+    entries: HashMap<Uuid, (Loaded, Arc<CachedKey>)>,
     epoch: u64,
 }
 
@@ -39,15 +42,18 @@ impl KeyCache {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The cached row; `None` when the caller must read it (and then offer it to
+    /// [`Self::insert_if_current`]): not cached, expired, or due for its one reload.
     pub(crate) fn get(&self, id: Uuid) -> Option<Arc<CachedKey>> {
         let mut inner = self.lock();
-        match inner.entries.get(&id) {
-            Some((at, entry)) if at.elapsed() < TTL => Some(entry.clone()),
-            Some(_) => {
+        let (loaded, entry) = inner.entries.get_mut(&id)?;
+        match loaded.age(TTL) {
+            Age::Fresh => Some(entry.clone()),
+            Age::Reload => None,
+            Age::Expired => {
                 inner.entries.remove(&id);
                 None
             }
-            None => None,
         }
     }
 
@@ -63,12 +69,12 @@ impl KeyCache {
             return;
         }
         if inner.entries.len() >= MAX_ENTRIES {
-            inner.entries.retain(|_, (at, _)| at.elapsed() < TTL);
+            inner.entries.retain(|_, (loaded, _)| loaded.is_within(TTL));
             if inner.entries.len() >= MAX_ENTRIES {
                 return;
             }
         }
-        inner.entries.insert(entry.key.id, (Instant::now(), entry));
+        inner.entries.insert(entry.key.id, (Loaded::now(), entry));
     }
 
     pub(crate) fn invalidate(&self, id: Uuid) {
@@ -127,5 +133,23 @@ mod tests {
         cache.insert_if_current(cache.epoch(), entry(id));
         cache.clear();
         assert!(cache.get(id).is_none());
+    }
+
+    #[test]
+    fn one_validation_reloads_an_ageing_row_and_the_others_keep_it() {
+        let cache = KeyCache::default();
+        let id = Uuid::new_v4();
+        let loaded = Loaded::at(std::time::Instant::now() - (TTL - TTL / 8));
+        cache.lock().entries.insert(id, (loaded, entry(id)));
+        assert!(cache.get(id).is_none(), "the first lookup reloads the row");
+        assert!(cache.get(id).is_some(), "meanwhile the others use the cached row");
+        cache.insert_if_current(cache.epoch(), entry(id));
+        let reloaded = cache.lock().entries[&id].0;
+        assert!(!reloaded.is_reloading() && reloaded.is_within(TTL / 8), "the reload starts its life over");
+
+        let expired = Loaded::at(std::time::Instant::now() - TTL);
+        cache.lock().entries.insert(id, (expired, entry(id)));
+        assert!(cache.get(id).is_none());
+        assert!(cache.get(id).is_none(), "an expired row is gone for everyone");
     }
 }

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use uuid::Uuid;
 use warden_common::db::Db;
+use warden_common::reload::{Age, Loaded};
 use warden_common::{Error, ErrorCode, Result};
 
 pub struct RbacService {
@@ -31,10 +32,12 @@ pub struct RbacService {
 
 type UserView = (Vec<String>, Arc<RoleGraph>);
 
-/// A kept view: the epoch it was loaded under (0 for the sole writer) and when.
+/// A kept view: the epoch it was loaded under (0 for the sole writer) and when. Shortly
+/// before [`VIEW_MAX_AGE`] one decision reloads it while the others go on using it
+/// (`warden_common::reload`): a user's decisions in flight never all read the database at once.
 struct Kept {
     epoch: i64,
-    loaded: Instant,
+    loaded: Loaded,
     view: UserView,
 }
 
@@ -87,9 +90,9 @@ impl RbacService {
                 None => return self.load_view(user_id).await,
             },
         };
-        if let Some(kept) = views.lock().expect("rbac view lock").get(&user_id)
+        if let Some(kept) = views.lock().expect("rbac view lock").get_mut(&user_id)
             && kept.epoch == epoch
-            && kept.loaded.elapsed() < VIEW_MAX_AGE
+            && kept.loaded.age(VIEW_MAX_AGE) == Age::Fresh
         {
             return Ok(kept.view.clone());
         }
@@ -103,7 +106,7 @@ impl RbacService {
         if views.len() >= VIEW_CAPACITY {
             views.clear();
         }
-        views.insert(user_id, Kept { epoch, loaded, view: view.clone() });
+        views.insert(user_id, Kept { epoch, loaded: Loaded::at(loaded), view: view.clone() });
         Ok(view)
     }
 

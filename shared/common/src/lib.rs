@@ -1,5 +1,6 @@
 //! Common pieces of every Warden service: the error-code table, configuration, telemetry,
-//! database and Redis connections, the clock, secret handling and gRPC plumbing.
+//! database and Redis connections, the clock, secret handling, gRPC plumbing and the
+//! reloading of the request path's cached entries.
 pub mod clock;
 pub mod config;
 pub mod db;
@@ -9,6 +10,7 @@ pub mod grpc;
 pub mod metrics;
 pub mod net;
 pub mod redis;
+pub mod reload;
 pub mod sealing;
 pub mod secret;
 pub mod telemetry;

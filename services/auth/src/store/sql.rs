@@ -98,11 +98,11 @@ impl SessionStore for SqlStore {
     }
 
     async fn get_session(&self, user_id: Uuid, id: Uuid, now: i64) -> Result<Option<SessionRecord>> {
-        let row = match self.sessions.get(&id) {
-            Some(cached) => cached,
-            None => {
+        let row = match self.sessions.lookup(&id) {
+            Ok(cached) => cached,
+            Err(miss) => {
                 let row = unique(session::Entity::find_by_id(id), &self.db).await?.map(record);
-                self.sessions.insert_if_absent(id, row.clone());
+                self.sessions.fill(id, row.clone(), miss);
                 row
             }
         };
