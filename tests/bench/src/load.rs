@@ -26,6 +26,10 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// One request of a scenario. `Err` carries a short reason for the error summary.
 pub trait Worker: Send + 'static {
     fn call(&mut self) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// A phase starts on this worker (see [`run`]). A worker that walks a mix of requests
+    /// starts the walk afresh here.
+    fn start_phase(&mut self) {}
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -100,7 +104,8 @@ fn new_histogram() -> Histogram<u64> {
 
 /// Runs every worker for the window and merges what they measured. The workers come back
 /// so a later phase can reuse their connections.
-pub async fn run<W: Worker>(workers: Vec<W>, pace: Pace, window: Window) -> (Vec<W>, Stats) {
+pub async fn run<W: Worker>(mut workers: Vec<W>, pace: Pace, window: Window) -> (Vec<W>, Stats) {
+    workers.iter_mut().for_each(Worker::start_phase);
     let count = workers.len().max(1);
     let period = match pace {
         Pace::Closed => None,

@@ -182,6 +182,15 @@ impl Worker for Rest {
             other => self.fixed(other).await,
         }
     }
+
+    /// Each phase walks the mix from its start, where the connections' slot offsets spread
+    /// the rare requests evenly over time. Carried over from a saturation phase, the walks
+    /// had lined up: a closed loop holds each connection on its slow login while the others
+    /// reach theirs, and the fixed-rate phase after it then sent the logins of nearly every
+    /// connection within the same second, once per walk (BENCHMARKS.md, session 27).
+    fn start_phase(&mut self) {
+        self.sent = 0;
+    }
 }
 
 /// gRPC calls; every worker shares one of a few HTTP/2 connections.
@@ -257,6 +266,13 @@ impl Worker for AnyWorker {
         match self {
             AnyWorker::Rest(w) => w.call().await,
             AnyWorker::Grpc(w) => w.call().await,
+        }
+    }
+
+    fn start_phase(&mut self) {
+        match self {
+            AnyWorker::Rest(w) => w.start_phase(),
+            AnyWorker::Grpc(w) => w.start_phase(),
         }
     }
 }
