@@ -7,7 +7,8 @@
 //! connection. Instead, in the last quarter of its life the first lookup is told to reload it,
 //! while the others go on using it until the reload replaces it. An entry is still never used
 //! past its TTL, so what the TTL bounds (how long a change made elsewhere can go unseen) is
-//! unchanged. A reload that fails or is given up leaves the entry to expire, after which every
+//! unchanged. The caller told to reload answers from what it read, so a failed read fails its
+//! request as a miss would; the entry then stays in use until it expires, after which every
 //! lookup misses, as before.
 use std::time::{Duration, Instant};
 
