@@ -254,6 +254,37 @@ mod tests {
         assert!(behind.p(0.5) > Duration::from_millis(200), "{:?}", behind.p(0.5));
     }
 
+    /// Counts its phases and the calls of the current one.
+    #[derive(Default)]
+    struct Phased {
+        phases: u32,
+        calls: u64,
+    }
+
+    impl Worker for Phased {
+        async fn call(&mut self) -> Result<(), String> {
+            self.calls += 1;
+            tokio::task::yield_now().await;
+            Ok(())
+        }
+
+        fn start_phase(&mut self) {
+            self.phases += 1;
+            self.calls = 0;
+        }
+    }
+
+    #[tokio::test]
+    async fn every_phase_starts_its_workers_afresh() {
+        let window = || Window::after(Duration::from_millis(10), Duration::from_millis(100));
+        let (workers, _) = run(vec![Phased::default()], Pace::Closed, window()).await;
+        let closed = workers[0].calls;
+        // A closed loop of calls that only yield makes thousands; 20 a second makes a few.
+        let (workers, _) = run(workers, Pace::Rate(20.0), window()).await;
+        assert_eq!(workers[0].phases, 2);
+        assert!(workers[0].calls < 10 && workers[0].calls < closed, "{} calls, {closed} before", workers[0].calls);
+    }
+
     #[tokio::test]
     async fn open_loop_sends_what_was_offered() {
         // Every request due in the window counts, however late it left, so the count is exact.
